@@ -1,0 +1,15 @@
+//! `gearman-shared`: the Gearman wire protocol without any I/O or async runtime.
+//!
+//! Every binary in the workspace speaks Gearman through this crate, so the server and the
+//! tools share one definition of every message:
+//! - [`protocol`]: binary packets, the sans-I/O frame decoder/encoder, and the typed
+//!   [`Request`](protocol::Request) / [`Response`](protocol::Response) enums;
+//! - admin text lines are framed by the same decoder ([`protocol::Frame::Text`]).
+
+pub mod connection;
+pub mod protocol;
+
+pub use protocol::{
+    decode, encode, DecodeError, Frame, Limits, Magic, Packet, PacketType, ProtocolError, Request,
+    Response,
+};
