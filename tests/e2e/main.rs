@@ -1,1 +1,25 @@
-//! End-to-end tests.
+//! End-to-end tests: each test starts a real `gearmand` (see `harness`) and speaks the wire
+//! protocol to it, as described in `shared/docs/protocol.md` §1–§2.
+//!
+//! Naming convention, so the suite can also validate the C server
+//! (`GEARMAND_BIN=/usr/sbin/gearmand cargo test --test e2e -- --skip fix_ --skip ours_`):
+//! - `fix_*`: our deliberate fixes, where the C server behaves differently (protocol.md §8);
+//! - `ours_*`: properties of our implementation the C server does not share (thread names,
+//!   the 64 MiB packet limit);
+//! - everything else must pass against both servers.
+
+mod harness;
+
+mod bad_input;
+mod disconnect;
+mod echo_options;
+mod epoch;
+mod grab;
+mod interop_c;
+mod interop_gear;
+mod retries;
+mod status;
+mod submit;
+mod threads;
+mod timeouts;
+mod work_results;
