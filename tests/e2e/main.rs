@@ -22,4 +22,5 @@ mod status;
 mod submit;
 mod threads;
 mod timeouts;
+mod wakeup;
 mod work_results;
