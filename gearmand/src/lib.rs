@@ -1,1 +1,16 @@
-//! gearmand
+//! `gearmand`: the Gearman job server.
+//!
+//! Data path: [`listener`] accepts → [`io_thread`] reads and decodes ([`connection`]) →
+//! [`event::Event`] → [`processor`] applies it to the [`state::State`] → [`event::Outgoing`]
+//! → the connection's writer encodes and writes.
+
+pub mod cli;
+pub mod config;
+pub mod connection;
+pub mod event;
+pub mod io_thread;
+pub mod listener;
+pub mod logging;
+pub mod processor;
+pub mod server;
+pub mod state;

@@ -1,0 +1,209 @@
+//! One client connection inside an I/O thread: the reader decodes frames into
+//! [`Incoming`] items for the processing thread, the writer encodes what comes back.
+
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+
+use async_std::channel::{Receiver, Sender};
+use async_std::net::TcpStream;
+use async_std::prelude::*;
+use bytes::{Buf, BytesMut};
+use futures::FutureExt;
+use gearman_shared::protocol::{
+    decode, encode, encode_text, ErrorCode, Frame, Limits, ProtocolError, Request, Response,
+};
+
+use crate::event::{ConnId, Event, Incoming, Outgoing};
+use crate::state::PeerInfo;
+
+/// Smallest free space offered to one read.
+const MIN_READ: usize = 4 * 1024;
+/// Largest free space offered to one read: reading a large packet must not zero-fill
+/// its whole reservation on every call.
+const MAX_READ: usize = 64 * 1024;
+/// An idle connection keeps at most this much write buffer.
+const KEEP_WRITE_CAPACITY: usize = 64 * 1024;
+
+/// Serves one connection until both directions are done.
+pub async fn serve(
+    stream: TcpStream,
+    conn: ConnId,
+    events: Sender<Event>,
+    limits: Limits,
+    max_outbox: usize,
+) {
+    let address = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "-".into());
+    let info = PeerInfo {
+        fd: i64::from(stream.as_raw_fd()),
+        address,
+    };
+    tracing::info!(conn = conn.0, peer = %info.address, "accepted connection");
+    let (outbox, replies) = async_std::channel::unbounded();
+    if events
+        .send(Event::Connected { conn, info, outbox })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    futures::join!(
+        read_side(&stream, conn, &events, limits),
+        write_side(&stream, conn, replies, max_outbox)
+    );
+    tracing::info!(conn = conn.0, "closed connection");
+}
+
+/// Reads, frames and forwards input; always ends with a `Disconnected` event, after
+/// which the processing thread drops the outbox and the writer finishes.
+async fn read_side(stream: &TcpStream, conn: ConnId, events: &Sender<Event>, limits: Limits) {
+    let mut buf = BytesMut::with_capacity(MIN_READ);
+    loop {
+        let start = buf.len();
+        let room = (buf.capacity() - start).clamp(MIN_READ, MAX_READ);
+        buf.resize(start + room, 0);
+        let mut reader = stream;
+        let read = reader.read(&mut buf[start..]).await;
+        let n = match read {
+            Ok(0) => {
+                buf.truncate(start);
+                if !buf.is_empty() {
+                    tracing::info!(conn = conn.0, bytes = buf.len(), "peer closed mid-frame");
+                }
+                break;
+            }
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(conn = conn.0, error = %e, "read failed");
+                break;
+            }
+        };
+        buf.truncate(start + n);
+        let mut items = Vec::new();
+        let failure = loop {
+            match decode(&mut buf, &limits) {
+                Ok(Some(frame)) => items.push(incoming(frame)),
+                Ok(None) => break None,
+                Err(e) => break Some(e),
+            }
+        };
+        if !items.is_empty() && events.send(Event::Input { conn, items }).await.is_err() {
+            return;
+        }
+        if let Some(e) = failure {
+            tracing::warn!(conn = conn.0, error = %e, "bad input, closing connection");
+            let _ = stream.shutdown(Shutdown::Both);
+            break;
+        }
+    }
+    let _ = events.send(Event::Disconnected { conn }).await;
+}
+
+/// Gives a frame its meaning; packets the protocol answers with an ERROR become
+/// [`Incoming::Reject`] so the answer keeps its place among the replies.
+fn incoming(frame: Frame) -> Incoming {
+    match frame {
+        Frame::Text {
+            line,
+            terminator_len,
+        } => Incoming::Admin {
+            line,
+            terminator_len,
+        },
+        Frame::Packet(packet) => match Request::try_from(packet) {
+            Ok(request) => Incoming::Request(request),
+            Err(ProtocolError::WrongMagic) => Incoming::Reject(Response::error(
+                ErrorCode::InvalidMagic,
+                "Request magic expected",
+            )),
+            Err(_) => Incoming::Reject(Response::error(
+                ErrorCode::InvalidCommand,
+                "Command not expected",
+            )),
+        },
+    }
+}
+
+/// What to do after encoding a batch.
+enum Next {
+    Continue,
+    Close,
+}
+
+fn encode_batch(batch: Vec<Outgoing>, out: &mut BytesMut) -> Next {
+    for item in batch {
+        match item {
+            Outgoing::Packet(response) => encode(&response.into_packet(), out),
+            Outgoing::Text(text) => encode_text(&text, out),
+            Outgoing::Close => return Next::Close,
+        }
+    }
+    Next::Continue
+}
+
+/// Writes replies, coalescing everything queued into one write, and drops a peer whose
+/// unread output passes `max_outbox` bytes.
+async fn write_side(
+    stream: &TcpStream,
+    conn: ConnId,
+    replies: Receiver<Vec<Outgoing>>,
+    max_outbox: usize,
+) {
+    let mut out = BytesMut::new();
+    let mut closing = false;
+    loop {
+        if out.is_empty() {
+            if closing {
+                let _ = stream.shutdown(Shutdown::Both);
+                break;
+            }
+            if out.capacity() > KEEP_WRITE_CAPACITY {
+                out = BytesMut::new();
+            }
+            let Ok(batch) = replies.recv().await else {
+                return;
+            };
+            closing = matches!(encode_batch(batch, &mut out), Next::Close);
+            while !closing {
+                let Ok(batch) = replies.try_recv() else { break };
+                closing = matches!(encode_batch(batch, &mut out), Next::Close);
+            }
+            continue;
+        }
+        let mut more = None;
+        let mut writer = stream;
+        futures::select! {
+            written = writer.write(&out).fuse() => match written {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.advance(n),
+            },
+            batch = replies.recv().fuse() => match batch {
+                Ok(batch) => more = Some(batch),
+                Err(_) => {
+                    // The processing thread is done with us: flush what is left.
+                    let mut writer = stream;
+                    let _ = writer.write_all(&out).await;
+                    return;
+                }
+            },
+        }
+        if let Some(batch) = more {
+            if !closing {
+                closing = matches!(encode_batch(batch, &mut out), Next::Close);
+            }
+        }
+        if out.len() > max_outbox {
+            tracing::warn!(
+                conn = conn.0,
+                bytes = out.len(),
+                "peer is not reading its replies, closing connection"
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+            break;
+        }
+    }
+    // Discard whatever still arrives until the processing thread lets go of us.
+    while replies.recv().await.is_ok() {}
+}

@@ -1,0 +1,98 @@
+//! Binding the listening sockets and accepting connections, handed to the I/O threads
+//! round-robin.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use async_std::channel::{Receiver, Sender};
+use async_std::net::TcpListener;
+use futures::stream::{self, StreamExt};
+use futures::FutureExt;
+use socket2::{Domain, Socket, Type};
+
+use crate::event::ConnId;
+use crate::io_thread::NewConnection;
+
+/// Binds `-L`/`-p` with the given backlog: every address the name resolves to, or all
+/// IPv4 and IPv6 addresses when no `-L` is given.
+pub fn bind(
+    listen: Option<&str>,
+    port: u16,
+    backlog: i32,
+) -> anyhow::Result<Vec<std::net::TcpListener>> {
+    let addrs: Vec<SocketAddr> = match listen {
+        Some(host) => (host, port)
+            .to_socket_addrs()
+            .map_err(|e| anyhow::anyhow!("cannot resolve {host}: {e}"))?
+            .collect(),
+        None => vec![
+            SocketAddr::from(([0, 0, 0, 0], port)),
+            SocketAddr::from(([0u16; 8], port)),
+        ],
+    };
+    let mut listeners = Vec::new();
+    let mut last_error = None;
+    for addr in addrs {
+        match bind_one(addr, backlog) {
+            Ok(l) => listeners.push(l),
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "cannot listen");
+                last_error = Some(anyhow::anyhow!("cannot listen on {addr}: {e}"));
+            }
+        }
+    }
+    match (listeners.is_empty(), last_error) {
+        (true, Some(e)) => Err(e),
+        (true, None) => anyhow::bail!("no address to listen on"),
+        _ => Ok(listeners),
+    }
+}
+
+fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    let listener = std::net::TcpListener::from(socket);
+    tracing::info!(addr = %listener.local_addr()?, "Listening");
+    Ok(listener)
+}
+
+/// Accepts until `stop` fires or closes, spreading connections over `io_threads`.
+pub async fn run(
+    listeners: Vec<std::net::TcpListener>,
+    io_threads: Vec<Sender<NewConnection>>,
+    stop: Receiver<()>,
+) {
+    let listeners: Vec<TcpListener> = listeners.into_iter().map(TcpListener::from).collect();
+    let mut incoming = stream::select_all(listeners.iter().map(|l| l.incoming().boxed()));
+    let mut next_id = 0u64;
+    let mut next_thread = 0usize;
+    loop {
+        futures::select! {
+            accepted = incoming.next().fuse() => match accepted {
+                Some(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    next_id += 1;
+                    let target = &io_threads[next_thread % io_threads.len()];
+                    next_thread = next_thread.wrapping_add(1);
+                    if target.send((ConnId(next_id), stream)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Err(e)) => {
+                    // Out of descriptors and similar: back off instead of spinning.
+                    tracing::error!(error = %e, "accept failed");
+                    async_std::task::sleep(Duration::from_millis(100)).await;
+                }
+                None => break,
+            },
+            _ = stop.recv().fuse() => break,
+        }
+    }
+    tracing::info!("no longer accepting connections");
+}

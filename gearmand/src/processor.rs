@@ -1,0 +1,151 @@
+//! The processing thread's loop: the only owner of the job state. It takes events in
+//! batches, applies them, and hands each connection's replies to its writer in one go.
+
+mod admin;
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_std::channel::{Receiver, Sender};
+
+use crate::event::{ConnId, Event, Incoming, Outgoing};
+use crate::state::{State, StateConfig};
+
+/// Events handled before replies are flushed and timers checked.
+const BATCH: usize = 512;
+
+/// Facts about the running server that admin commands report.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// Process id, for `getpid`.
+    pub pid: u32,
+    /// `--verbose` name, for `verbose`.
+    pub verbose: String,
+}
+
+/// Wall-clock milliseconds since the Unix epoch (a vDSO read, not a system call).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Runs until every I/O thread is gone, or until a graceful shutdown finds no job left.
+/// `stop_accepting` is closed when a graceful shutdown begins.
+pub async fn run(
+    events: Receiver<Event>,
+    config: StateConfig,
+    info: ServerInfo,
+    stop_accepting: Sender<()>,
+) {
+    let mut processor = Processor {
+        state: State::new(config),
+        outboxes: HashMap::new(),
+        batches: HashMap::new(),
+        closed: Vec::new(),
+        info,
+        graceful: false,
+        stop_accepting,
+    };
+    loop {
+        let first = match processor.state.next_deadline() {
+            None => events.recv().await.ok(),
+            Some(deadline) => {
+                let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
+                match async_std::future::timeout(wait, events.recv()).await {
+                    Ok(event) => event.ok(),
+                    Err(_) => {
+                        processor.finish_batch();
+                        continue;
+                    }
+                }
+            }
+        };
+        let Some(first) = first else { break };
+        processor.apply(first);
+        for _ in 1..BATCH {
+            match events.try_recv() {
+                Ok(event) => processor.apply(event),
+                Err(_) => break,
+            }
+        }
+        processor.finish_batch();
+        if processor.graceful && processor.state.job_count() == 0 {
+            tracing::info!("graceful shutdown: no job left, exiting");
+            break;
+        }
+    }
+}
+
+struct Processor {
+    state: State,
+    outboxes: HashMap<ConnId, Sender<Vec<Outgoing>>>,
+    batches: HashMap<ConnId, Vec<Outgoing>>,
+    /// Connections gone in this batch; their outboxes are dropped after the flush.
+    closed: Vec<ConnId>,
+    info: ServerInfo,
+    graceful: bool,
+    stop_accepting: Sender<()>,
+}
+
+impl Processor {
+    fn apply(&mut self, event: Event) {
+        let now = now_ms();
+        match event {
+            Event::Connected { conn, info, outbox } => {
+                self.outboxes.insert(conn, outbox);
+                self.state.connect(conn, info);
+            }
+            Event::Input { conn, items } => {
+                for item in items {
+                    match item {
+                        Incoming::Request(request) => {
+                            tracing::debug!(conn = conn.0, ?request, "request");
+                            self.state.handle(conn, request, now)
+                        }
+                        Incoming::Reject(response) => {
+                            self.state.send(conn, Outgoing::Packet(response))
+                        }
+                        Incoming::Admin {
+                            line,
+                            terminator_len,
+                        } => self.admin(conn, &line, terminator_len),
+                    }
+                }
+            }
+            Event::Disconnected { conn } => {
+                self.state.disconnect(conn, now);
+                self.closed.push(conn);
+            }
+            Event::GracefulShutdown => self.begin_graceful_shutdown(),
+        }
+    }
+
+    fn begin_graceful_shutdown(&mut self) {
+        if !self.graceful {
+            tracing::info!("graceful shutdown: no longer accepting, finishing queued jobs");
+            self.graceful = true;
+            self.stop_accepting.close();
+        }
+    }
+
+    /// Runs due timers, then delivers every reply of the batch, one message per connection.
+    fn finish_batch(&mut self) {
+        self.state.tick(now_ms());
+        for line in self.state.take_log() {
+            tracing::warn!("{line}");
+        }
+        for (conn, outgoing) in self.state.take_output() {
+            self.batches.entry(conn).or_default().push(outgoing);
+        }
+        for (conn, batch) in self.batches.drain() {
+            if let Some(outbox) = self.outboxes.get(&conn) {
+                // Unbounded: never blocks; the writer enforces the per-peer limit.
+                let _ = outbox.try_send(batch);
+            }
+        }
+        for conn in self.closed.drain(..) {
+            self.outboxes.remove(&conn);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Starting the server: bind, write the pid file, start the threads of the chosen
+//! model, then wait for signals on the main thread.
+
+use std::fs;
+use std::path::PathBuf;
+use std::thread;
+
+use anyhow::Context;
+use async_std::channel::{self, Receiver, Sender};
+use async_std::task::block_on;
+use futures::FutureExt;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::{Handle, Signals};
+
+use crate::config::{Config, ThreadModel};
+use crate::event::Event;
+use crate::io_thread::{self, NewConnection};
+use crate::listener;
+use crate::logging;
+use crate::processor::{self, ServerInfo};
+
+/// Events in flight from the I/O threads before their readers wait for the processor.
+const EVENT_QUEUE: usize = 4096;
+/// Accepted sockets in flight to one I/O thread.
+const ACCEPT_QUEUE: usize = 256;
+
+/// Runs the server until SIGTERM/SIGINT, or until a graceful shutdown completes.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let _log_guard = logging::init(&config)?;
+    let listeners = listener::bind(config.listen.as_deref(), config.port, config.backlog)?;
+    let pid_file = PidFile::create(&config)?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
+        .context("cannot install signal handlers")?;
+    let (events_tx, events_rx) = channel::bounded(EVENT_QUEUE);
+    let (stop_tx, stop_rx) = channel::bounded(1);
+    let parts = Parts {
+        listeners,
+        events_tx: events_tx.clone(),
+        events_rx,
+        stop_tx,
+        stop_rx,
+        config: config.clone(),
+        done: signals.handle(),
+    };
+    start_threads(parts)?;
+    tracing::info!(threads = ?config.threads, "gearmand ready");
+    for signal in signals.forever() {
+        match signal {
+            SIGUSR1 => {
+                tracing::info!("SIGUSR1: graceful shutdown");
+                let _ = events_tx.send_blocking(Event::GracefulShutdown);
+            }
+            SIGHUP => tracing::info!("SIGHUP received"),
+            _ => {
+                tracing::info!(signal, "shutting down");
+                break;
+            }
+        }
+    }
+    drop(pid_file);
+    Ok(())
+}
+
+/// What the threads are built from.
+struct Parts {
+    listeners: Vec<std::net::TcpListener>,
+    events_tx: Sender<Event>,
+    events_rx: Receiver<Event>,
+    stop_tx: Sender<()>,
+    stop_rx: Receiver<()>,
+    config: Config,
+    /// Closing it ends the main thread's signal loop, and so the process.
+    done: Handle,
+}
+
+impl Parts {
+    /// The processing loop; when it ends the whole server ends.
+    fn processor(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let info = ServerInfo {
+            pid: std::process::id(),
+            verbose: self.config.verbose_name.clone(),
+        };
+        let done = self.done.clone();
+        processor::run(
+            self.events_rx.clone(),
+            self.config.state.clone(),
+            info,
+            self.stop_tx.clone(),
+        )
+        .map(move |()| done.close())
+    }
+
+    fn io_loop(
+        &self,
+        accepted: Receiver<NewConnection>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        io_thread::run(
+            accepted,
+            self.events_tx.clone(),
+            self.config.limits,
+            self.config.max_outbox,
+        )
+    }
+}
+
+fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> anyhow::Result<()> {
+    thread::Builder::new()
+        .name(name.clone())
+        .spawn(body)
+        .with_context(|| format!("cannot start thread {name}"))?;
+    Ok(())
+}
+
+/// `-t 0`: one thread for everything; `-t 1`: listener + an I/O thread that also
+/// processes; `-t N`: listener + N I/O threads + a processing thread.
+fn start_threads(parts: Parts) -> anyhow::Result<()> {
+    let io_count = match parts.config.threads {
+        ThreadModel::Single | ThreadModel::OneIo => 1,
+        ThreadModel::Pool(n) => n,
+    };
+    let (io_senders, io_receivers): (Vec<_>, Vec<_>) = (0..io_count)
+        .map(|_| channel::bounded(ACCEPT_QUEUE))
+        .unzip();
+    let accept = listener::run(
+        parts.listeners.clone_all()?,
+        io_senders,
+        parts.stop_rx.clone(),
+    );
+    match parts.config.threads {
+        ThreadModel::Single => {
+            let io = parts.io_loop(io_receivers[0].clone());
+            let processor = parts.processor();
+            spawn("gearmand-main".into(), move || {
+                block_on(async {
+                    futures::join!(accept, io, processor);
+                })
+            })?;
+        }
+        ThreadModel::OneIo => {
+            spawn("gearmand-listen".into(), move || block_on(accept))?;
+            let io = parts.io_loop(io_receivers[0].clone());
+            let processor = parts.processor();
+            spawn("gearmand-io-0".into(), move || {
+                block_on(async {
+                    futures::join!(io, processor);
+                })
+            })?;
+        }
+        ThreadModel::Pool(_) => {
+            spawn("gearmand-listen".into(), move || block_on(accept))?;
+            for (i, accepted) in io_receivers.iter().enumerate() {
+                let io = parts.io_loop(accepted.clone());
+                spawn(format!("gearmand-io-{i}"), move || block_on(io))?;
+            }
+            let processor = parts.processor();
+            spawn("gearmand-proc".into(), move || block_on(processor))?;
+        }
+    }
+    Ok(())
+}
+
+/// Cloning listeners so [`Parts`] can keep its own handles while threads take theirs.
+trait CloneAll: Sized {
+    fn clone_all(&self) -> anyhow::Result<Self>;
+}
+
+impl CloneAll for Vec<std::net::TcpListener> {
+    fn clone_all(&self) -> anyhow::Result<Self> {
+        self.iter()
+            .map(|l| l.try_clone().context("cannot duplicate a listening socket"))
+            .collect()
+    }
+}
+
+/// The pid file, removed when dropped.
+struct PidFile(Option<PathBuf>);
+
+impl PidFile {
+    fn create(config: &Config) -> anyhow::Result<PidFile> {
+        let path = config.pid_file.clone();
+        match fs::write(&path, format!("{}\n", std::process::id())) {
+            Ok(()) => Ok(PidFile(Some(path))),
+            Err(e) if config.pid_file_is_default => {
+                tracing::debug!(path = %path.display(), error = %e, "default pid file not written");
+                Ok(PidFile(None))
+            }
+            Err(e) => Err(e).with_context(|| format!("Could not open pid file {}", path.display())),
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        if let Some(path) = &self.0 {
+            let _ = fs::remove_file(path);
+        }
+    }
+}

@@ -1,0 +1,842 @@
+//! The whole job model, owned by the processing thread: functions, jobs, connections.
+//!
+//! Pure and synchronous: every entry point takes `now` (milliseconds since the Unix
+//! epoch) instead of reading a clock, and replies are collected as `(ConnId, Outgoing)`
+//! pairs for the caller to route. No I/O, no locks, no system calls.
+
+mod function;
+mod job;
+mod peer;
+
+use std::collections::{BTreeSet, HashMap};
+
+use bytes::Bytes;
+use gearman_shared::protocol::{
+    parse_u32_lenient, ErrorCode, GrabKind, JobMode, Priority, Request, Response, SubmitJob,
+};
+
+pub use function::Function;
+pub use job::{Job, JobId, JobState, UniqueKey};
+pub use peer::{Ability, Peer, PeerInfo};
+
+use crate::event::{ConnId, Outgoing};
+
+/// Longest unique key or reducer name a submission may carry.
+pub const MAX_UNIQUE_LEN: usize = 64;
+/// Handles and uniques this long or longer cannot exist (the C server's 64-byte buffers).
+const MAX_KEY_LEN: usize = 64;
+/// Longest client id kept from SET_CLIENT_ID.
+const MAX_CLIENT_ID_LEN: usize = 127;
+/// Shortest CAN_DO_TIMEOUT honoured, as in the C server.
+const MIN_TIMEOUT_MS: u64 = 1000;
+
+/// The options that shape the job model.
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    /// Handle prefix, `H:<hostname>` by default; handles are `<prefix>:<n>`.
+    pub handle_prefix: Bytes,
+    /// `-j`: attempts before a job is failed; 0 = unlimited.
+    pub job_retries: u32,
+    /// `-w`: NOOPs sent per queued job; 0 = every sleeping worker.
+    pub worker_wakeup: u32,
+    /// `-R`: rotate a worker's functions after each grab.
+    pub round_robin: bool,
+    /// `--exceptions`: every connection starts with the exceptions option on.
+    pub exceptions: bool,
+}
+
+/// Coalescing index key: a unique is only shared within one function.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct IndexKey {
+    function: Bytes,
+    key: UniqueKey,
+}
+
+/// The job server's state.
+pub struct State {
+    config: StateConfig,
+    functions: HashMap<Bytes, Function>,
+    jobs: HashMap<JobId, Job>,
+    handles: HashMap<Bytes, JobId>,
+    uniques: HashMap<IndexKey, JobId>,
+    peers: HashMap<ConnId, Peer>,
+    last_job: u64,
+    /// Epoch jobs not yet due, by (unix seconds, job).
+    scheduled: BTreeSet<(i64, JobId)>,
+    /// CAN_DO_TIMEOUT deadlines of running jobs, by (ms, job).
+    timers: BTreeSet<(u64, JobId)>,
+    out: Vec<(ConnId, Outgoing)>,
+    log: Vec<String>,
+}
+
+impl State {
+    /// An empty server.
+    pub fn new(config: StateConfig) -> State {
+        State {
+            config,
+            functions: HashMap::new(),
+            jobs: HashMap::new(),
+            handles: HashMap::new(),
+            uniques: HashMap::new(),
+            peers: HashMap::new(),
+            last_job: 0,
+            scheduled: BTreeSet::new(),
+            timers: BTreeSet::new(),
+            out: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    /// Replies produced since the last call, in order.
+    pub fn take_output(&mut self) -> Vec<(ConnId, Outgoing)> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// Notable events (dropped jobs, …) for the caller to log, since the last call.
+    pub fn take_log(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.log)
+    }
+
+    /// Queues bytes or a packet for a connection.
+    pub fn send(&mut self, conn: ConnId, outgoing: Outgoing) {
+        self.out.push((conn, outgoing));
+    }
+
+    fn reply(&mut self, conn: ConnId, response: Response) {
+        self.out.push((conn, Outgoing::Packet(response)));
+    }
+
+    /// A connection was accepted.
+    pub fn connect(&mut self, conn: ConnId, info: PeerInfo) {
+        self.peers
+            .insert(conn, Peer::new(info, self.config.exceptions));
+    }
+
+    /// A connection is gone: its running jobs go back to their queues, and foreground
+    /// jobs it alone waited for are abandoned.
+    pub fn disconnect(&mut self, conn: ConnId, now: u64) {
+        let Some(peer) = self.peers.remove(&conn) else {
+            return;
+        };
+        for ability in &peer.abilities {
+            if let Some(f) = self.functions.get_mut(&ability.function) {
+                f.remove_worker(conn);
+            }
+        }
+        // Most recently grabbed first, as the C server requeues them.
+        for &id in peer.running.iter().rev() {
+            self.requeue(id, now);
+        }
+        for &id in &peer.attached {
+            self.detach_client(conn, id);
+        }
+    }
+
+    /// Applies one request from `conn`.
+    pub fn handle(&mut self, conn: ConnId, request: Request, now: u64) {
+        if !self.peers.contains_key(&conn) {
+            return;
+        }
+        match request {
+            Request::Echo { data } => self.reply(conn, Response::Echo { data }),
+            Request::CanDo { function } => self.add_ability(conn, function, 0),
+            Request::CanDoTimeout {
+                function,
+                timeout_ms: Some(timeout_ms),
+            } => self.add_ability(conn, function, timeout_ms),
+            Request::CanDoTimeout {
+                timeout_ms: None, ..
+            } => self.reply(
+                conn,
+                Response::error(ErrorCode::InvalidArgument, "Timeout value out of range"),
+            ),
+            Request::CantDo { function } => self.remove_abilities(conn, Some(&function), now),
+            Request::ResetAbilities => self.remove_abilities(conn, None, now),
+            Request::PreSleep => self.pre_sleep(conn),
+            Request::Submit(job) => self.submit(conn, job, now),
+            Request::Grab(kind) => self.grab(conn, kind, now),
+            Request::WorkData { handle, data } => {
+                if let Some(id) = self.running_job(conn, &handle) {
+                    self.forward(id, |h| Response::WorkData {
+                        handle: h,
+                        data: data.clone(),
+                    });
+                } else {
+                    self.job_not_found(conn, "Job does not exist on server");
+                }
+            }
+            Request::WorkWarning { handle, data } => {
+                if let Some(id) = self.running_job(conn, &handle) {
+                    self.forward(id, |h| Response::WorkWarning {
+                        handle: h,
+                        data: data.clone(),
+                    });
+                } else {
+                    self.job_not_found(conn, "Job does not exist on server");
+                }
+            }
+            Request::WorkStatus {
+                handle,
+                numerator,
+                denominator,
+            } => self.work_status(conn, handle, numerator, denominator),
+            Request::WorkComplete { handle, data } => {
+                if let Some(id) = self.running_job(conn, &handle) {
+                    self.forward(id, |h| Response::WorkComplete {
+                        handle: h,
+                        data: data.clone(),
+                    });
+                    self.remove_job(id);
+                } else {
+                    self.job_not_found(conn, "Job given in work result not found");
+                }
+            }
+            Request::WorkFail { handle } => self.work_fail(conn, handle),
+            Request::WorkException { handle, data } => self.work_exception(conn, handle, data),
+            Request::GetStatus { handle } => self.get_status(conn, handle),
+            Request::GetStatusUnique { unique } => self.get_status_unique(conn, unique),
+            Request::SetClientId { mut id } => {
+                id.truncate(MAX_CLIENT_ID_LEN);
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    peer.client_id = id;
+                }
+            }
+            Request::Option { name } => {
+                if name.len() < MAX_KEY_LEN && name.eq_ignore_ascii_case(b"exceptions") {
+                    if let Some(peer) = self.peers.get_mut(&conn) {
+                        peer.exceptions = true;
+                    }
+                    self.reply(conn, Response::Option { name });
+                } else {
+                    self.reply(
+                        conn,
+                        Response::error(
+                            ErrorCode::UnknownOption,
+                            "Server does not recognize given option",
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Moves epoch jobs that fell due into their queues (waking workers) and requeues
+    /// running jobs whose CAN_DO_TIMEOUT expired.
+    pub fn tick(&mut self, now: u64) {
+        while let Some(&(when, id)) = self.scheduled.first() {
+            if epoch_ms(when) > now {
+                break;
+            }
+            self.scheduled.remove(&(when, id));
+            if let Some(job) = self.jobs.get_mut(&id) {
+                job.state = JobState::Queued;
+                if let Some(f) = self.functions.get_mut(&job.function) {
+                    f.scheduled -= 1;
+                }
+                self.enqueue(id);
+            }
+        }
+        while let Some(&(deadline, id)) = self.timers.first() {
+            if deadline > now {
+                break;
+            }
+            self.timers.remove(&(deadline, id));
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            job.deadline = None;
+            if let JobState::Running(worker) = job.state {
+                if let Some(peer) = self.peers.get_mut(&worker) {
+                    peer.running.retain(|&j| j != id);
+                }
+                self.log.push(format!(
+                    "job {} timed out on its worker, requeued",
+                    String::from_utf8_lossy(&job.handle)
+                ));
+                self.requeue(id, now);
+            }
+        }
+    }
+
+    /// When [`State::tick`] next has work to do (ms since the epoch).
+    pub fn next_deadline(&self) -> Option<u64> {
+        let epoch = self.scheduled.first().map(|&(when, _)| epoch_ms(when));
+        let timer = self.timers.first().map(|&(deadline, _)| deadline);
+        match (epoch, timer) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Number of jobs held, in any state.
+    pub fn job_count(&self) -> usize {
+        self.jobs.len()
+    }
+
+    // ---- registrations -------------------------------------------------------------
+
+    fn add_ability(&mut self, conn: ConnId, function: Bytes, timeout_ms: u64) {
+        let f = self.functions.entry(function.clone()).or_default();
+        f.add_worker(conn);
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.abilities.push(Ability {
+                function,
+                timeout_ms,
+            });
+        }
+    }
+
+    /// CANT_DO (`only = Some`) or RESET_ABILITIES (`None`): drop registrations and
+    /// requeue the connection's running jobs of those functions.
+    fn remove_abilities(&mut self, conn: ConnId, only: Option<&Bytes>, now: u64) {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        let mut removed = Vec::new();
+        peer.abilities.retain(|a| {
+            let drop = only.is_none_or(|f| a.function == f);
+            if drop && !removed.contains(&a.function) {
+                removed.push(a.function.clone());
+            }
+            !drop
+        });
+        let jobs = &self.jobs;
+        let mut lost = Vec::new();
+        peer.running.retain(|id| {
+            let hit = jobs.get(id).is_some_and(|j| removed.contains(&j.function));
+            if hit {
+                lost.push(*id);
+            }
+            !hit
+        });
+        for function in &removed {
+            if let Some(f) = self.functions.get_mut(function) {
+                f.remove_worker(conn);
+            }
+        }
+        for id in lost.into_iter().rev() {
+            self.requeue(id, now);
+        }
+    }
+
+    // ---- submission ----------------------------------------------------------------
+
+    fn submit(&mut self, conn: ConnId, s: SubmitJob, now: u64) {
+        let reducer_too_long = s.reducer.as_ref().is_some_and(|r| r.len() > MAX_UNIQUE_LEN);
+        if s.unique.len() > MAX_UNIQUE_LEN || reducer_too_long {
+            self.reply(
+                conn,
+                Response::error(ErrorCode::ArgumentTooLarge, "Unique value too large"),
+            );
+            return;
+        }
+        let index_key = UniqueKey::of(&s.unique, &s.data).map(|key| IndexKey {
+            function: s.function.clone(),
+            key,
+        });
+        let f = self.functions.entry(s.function.clone()).or_default();
+        if let Some(&id) = index_key.as_ref().and_then(|k| self.uniques.get(k)) {
+            if s.mode == JobMode::Foreground {
+                self.attach_client(conn, id);
+            }
+            if let Some(job) = self.jobs.get(&id) {
+                let handle = job.handle.clone();
+                self.reply(conn, Response::JobCreated { handle });
+            }
+            return;
+        }
+        let limit = f.max_queue[s.priority.index()] as usize;
+        if limit > 0 && f.total >= limit {
+            self.reply(
+                conn,
+                Response::error(ErrorCode::QueueError, "Job queue is full"),
+            );
+            return;
+        }
+        f.total += 1;
+        self.last_job += 1;
+        let id = JobId(self.last_job);
+        let handle = self.make_handle(id);
+        let when = s.epoch.unwrap_or(0);
+        let scheduled = when > 0 && epoch_ms(when) > now;
+        if let Some(k) = &index_key {
+            self.uniques.insert(k.clone(), id);
+        }
+        self.handles.insert(handle.clone(), id);
+        self.jobs.insert(
+            id,
+            Job {
+                id,
+                handle: handle.clone(),
+                function: s.function,
+                unique: s.unique,
+                data: s.data,
+                priority: s.priority,
+                mode: s.mode,
+                when,
+                reducer: s.reducer,
+                retries: 0,
+                numerator: 0,
+                denominator: 0,
+                state: if scheduled {
+                    JobState::Scheduled
+                } else {
+                    JobState::Queued
+                },
+                clients: Vec::new(),
+                ignore: false,
+                key: index_key.map(|k| k.key),
+                deadline: None,
+            },
+        );
+        if s.mode == JobMode::Foreground {
+            self.attach_client(conn, id);
+        }
+        self.reply(conn, Response::JobCreated { handle });
+        if scheduled {
+            self.scheduled.insert((when, id));
+            if let Some(job) = self.jobs.get(&id) {
+                if let Some(f) = self.functions.get_mut(&job.function) {
+                    f.scheduled += 1;
+                }
+            }
+        } else {
+            self.enqueue(id);
+        }
+    }
+
+    fn make_handle(&self, id: JobId) -> Bytes {
+        let prefix = &self.config.handle_prefix;
+        let mut handle = Vec::with_capacity(prefix.len() + 21);
+        handle.extend_from_slice(prefix);
+        handle.push(b':');
+        handle.extend_from_slice(id.0.to_string().as_bytes());
+        Bytes::from(handle)
+    }
+
+    fn attach_client(&mut self, conn: ConnId, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.clients.contains(&conn) {
+            return;
+        }
+        job.clients.push(conn);
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.attached.push(id);
+        }
+    }
+
+    fn detach_client(&mut self, conn: ConnId, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.clients.retain(|&c| c != conn);
+        if job.clients.is_empty() && job.mode == JobMode::Foreground {
+            self.ignore_job(id);
+        }
+    }
+
+    /// Marks a job dead: it will not run, and its unique is free for new submissions.
+    fn ignore_job(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.ignore = true;
+        if let Some(key) = job.key.take() {
+            let function = job.function.clone();
+            self.uniques.remove(&IndexKey { function, key });
+        }
+    }
+
+    /// Appends a queued job to its priority queue and wakes sleeping workers.
+    fn enqueue(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let function = job.function.clone();
+        if let Some(f) = self.functions.get_mut(&function) {
+            f.queues[job.priority.index()].push_back(id);
+        }
+        self.wake_workers(&function);
+    }
+
+    /// Sends NOOP to sleeping workers of `function` that have not had one since their
+    /// last grab, at most `-w` of them, rotating the starting point.
+    fn wake_workers(&mut self, function: &Bytes) {
+        let Some(f) = self.functions.get_mut(function) else {
+            return;
+        };
+        let n = f.workers.len();
+        if n == 0 {
+            return;
+        }
+        let limit = self.config.worker_wakeup as usize;
+        let start = f.wake_start % n;
+        let mut woken = 0;
+        let mut last = (start + n - 1) % n;
+        for step in 0..n {
+            let idx = (start + step) % n;
+            last = idx;
+            let conn = f.workers[idx];
+            if let Some(peer) = self.peers.get_mut(&conn) {
+                if peer.sleeping && !peer.noop_sent {
+                    peer.noop_sent = true;
+                    self.out.push((conn, Outgoing::Packet(Response::Noop)));
+                    woken += 1;
+                    if limit > 0 && woken >= limit {
+                        break;
+                    }
+                }
+            }
+        }
+        f.wake_start = (last + 1) % n;
+    }
+
+    // ---- workers -------------------------------------------------------------------
+
+    fn pre_sleep(&mut self, conn: ConnId) {
+        let functions: Vec<Bytes> = match self.peers.get(&conn) {
+            Some(peer) => peer.abilities.iter().map(|a| a.function.clone()).collect(),
+            None => return,
+        };
+        let has_work = functions
+            .iter()
+            .any(|f| self.first_runnable(f, false).is_some());
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        if has_work {
+            peer.sleeping = false;
+            peer.noop_sent = true;
+            self.reply(conn, Response::Noop);
+        } else {
+            peer.sleeping = true;
+        }
+    }
+
+    /// The first runnable job of `function` (HIGH, then NORMAL, then LOW), reaping
+    /// ignored jobs met at the queue fronts; `take` removes it from its queue.
+    fn first_runnable(&mut self, function: &Bytes, take: bool) -> Option<JobId> {
+        for priority in Priority::ALL {
+            loop {
+                let f = self.functions.get_mut(function)?;
+                let Some(&id) = f.queues[priority.index()].front() else {
+                    break;
+                };
+                if self.jobs.get(&id).is_some_and(|j| !j.ignore) {
+                    if take {
+                        f.queues[priority.index()].pop_front();
+                    }
+                    return Some(id);
+                }
+                f.queues[priority.index()].pop_front();
+                self.remove_job(id);
+            }
+        }
+        None
+    }
+
+    fn grab(&mut self, conn: ConnId, kind: GrabKind, now: u64) {
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        peer.sleeping = false;
+        peer.noop_sent = false;
+        let candidates: Vec<Bytes> = peer
+            .abilities
+            .iter()
+            .rev()
+            .map(|a| a.function.clone())
+            .collect();
+        for (rank, function) in candidates.iter().enumerate() {
+            let Some(id) = self.first_runnable(function, true) else {
+                continue;
+            };
+            if self.config.round_robin {
+                if let Some(peer) = self.peers.get_mut(&conn) {
+                    // The registration served moves to the back of the newest-first order.
+                    let index = peer.abilities.len() - 1 - rank;
+                    let ability = peer.abilities.remove(index);
+                    peer.abilities.insert(0, ability);
+                }
+            }
+            self.assign(conn, id, kind, now);
+            return;
+        }
+        self.reply(conn, Response::NoJob);
+    }
+
+    fn assign(&mut self, conn: ConnId, id: JobId, kind: GrabKind, now: u64) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&conn) else {
+            return;
+        };
+        job.state = JobState::Running(conn);
+        peer.running.push(id);
+        let timeout = peer.timeout_for(&job.function);
+        if timeout > 0 {
+            let deadline = now.saturating_add(timeout.max(MIN_TIMEOUT_MS));
+            job.deadline = Some(deadline);
+            self.timers.insert((deadline, id));
+        }
+        if let Some(f) = self.functions.get_mut(&job.function) {
+            f.running += 1;
+        }
+        let (handle, function, data) = (job.handle.clone(), job.function.clone(), job.data.clone());
+        let unique = job.unique.clone();
+        let response = match (kind, &job.reducer) {
+            (GrabKind::Plain, _) => Response::JobAssign {
+                handle,
+                function,
+                data,
+            },
+            (GrabKind::All, Some(reducer)) if !reducer.is_empty() => Response::JobAssignAll {
+                handle,
+                function,
+                unique,
+                reducer: reducer.clone(),
+                data,
+            },
+            (GrabKind::Uniq | GrabKind::All, _) => Response::JobAssignUniq {
+                handle,
+                function,
+                unique,
+                data,
+            },
+        };
+        self.reply(conn, response);
+    }
+
+    /// Puts a job whose worker lost it back at the tail of its queue, or fails it when
+    /// `-j` attempts are used up. The caller has already removed it from the worker's
+    /// running list.
+    fn requeue(&mut self, id: JobId, now: u64) {
+        let _ = now;
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if let Some(f) = self.functions.get_mut(&job.function) {
+            f.running = f.running.saturating_sub(1);
+        }
+        if let Some(deadline) = job.deadline.take() {
+            self.timers.remove(&(deadline, id));
+        }
+        job.state = JobState::Queued;
+        job.numerator = 0;
+        job.denominator = 0;
+        job.retries += 1;
+        if job.ignore {
+            self.remove_job(id);
+            return;
+        }
+        let retries = self.config.job_retries;
+        if retries != 0 && job.retries >= retries {
+            let handle = job.handle.clone();
+            self.log.push(format!(
+                "Dropped job due to max retry count: {}",
+                String::from_utf8_lossy(&handle)
+            ));
+            self.forward(id, |h| Response::WorkFail { handle: h });
+            self.remove_job(id);
+            return;
+        }
+        self.enqueue(id);
+    }
+
+    /// The job `handle` if `conn` is running it.
+    fn running_job(&self, conn: ConnId, handle: &[u8]) -> Option<JobId> {
+        let id = *self.handles.get(handle)?;
+        let job = self.jobs.get(&id)?;
+        (job.state == JobState::Running(conn)).then_some(id)
+    }
+
+    fn job_not_found(&mut self, conn: ConnId, text: &'static str) {
+        self.reply(conn, Response::error(ErrorCode::JobNotFound, text));
+    }
+
+    /// Sends `make(handle)` to every client attached to the job.
+    fn forward(&mut self, id: JobId, make: impl Fn(Bytes) -> Response) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        for &client in &job.clients {
+            self.out
+                .push((client, Outgoing::Packet(make(job.handle.clone()))));
+        }
+    }
+
+    fn work_status(&mut self, conn: ConnId, handle: Bytes, numerator: Bytes, denominator: Bytes) {
+        let Some(id) = self.running_job(conn, &handle) else {
+            self.job_not_found(conn, "Job given in work result not found");
+            return;
+        };
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.numerator = parse_u32_lenient(&numerator);
+            job.denominator = parse_u32_lenient(&denominator);
+        }
+        self.forward(id, |handle| Response::WorkStatus {
+            handle,
+            numerator: numerator.clone(),
+            denominator: denominator.clone(),
+        });
+    }
+
+    fn work_fail(&mut self, conn: ConnId, handle: Bytes) {
+        if handle.len() >= MAX_KEY_LEN {
+            self.reply(
+                conn,
+                Response::error(
+                    ErrorCode::ArgumentTooLarge,
+                    "Error occurred due to GEARMAND_JOB_HANDLE_SIZE being too small from snprintf",
+                ),
+            );
+            return;
+        }
+        let Some(id) = self.running_job(conn, &handle) else {
+            self.job_not_found(conn, "Job given in work result not found");
+            return;
+        };
+        self.forward(id, |handle| Response::WorkFail { handle });
+        self.remove_job(id);
+    }
+
+    /// WORK_EXCEPTION reaches clients that asked for exceptions; the others get a plain
+    /// WORK_FAIL (without the C server's trailing NUL, which hangs libgearman clients).
+    fn work_exception(&mut self, conn: ConnId, handle: Bytes, data: Bytes) {
+        let Some(id) = self.running_job(conn, &handle) else {
+            self.job_not_found(
+                conn,
+                "An exception was received for a job that does not exist",
+            );
+            return;
+        };
+        if let Some(job) = self.jobs.get(&id) {
+            for &client in &job.clients {
+                let wants = self.peers.get(&client).is_some_and(|p| p.exceptions);
+                let response = if wants {
+                    Response::WorkException {
+                        handle: job.handle.clone(),
+                        data: data.clone(),
+                    }
+                } else {
+                    Response::WorkFail {
+                        handle: job.handle.clone(),
+                    }
+                };
+                self.out.push((client, Outgoing::Packet(response)));
+            }
+        }
+        self.remove_job(id);
+    }
+
+    /// Deletes a job and every reference to it. A queued job must already be out of
+    /// its queue (or be removed from it by the caller).
+    fn remove_job(&mut self, id: JobId) -> Option<Job> {
+        let job = self.jobs.remove(&id)?;
+        self.handles.remove(&job.handle);
+        if let Some(key) = &job.key {
+            self.uniques.remove(&IndexKey {
+                function: job.function.clone(),
+                key: key.clone(),
+            });
+        }
+        if let Some(deadline) = job.deadline {
+            self.timers.remove(&(deadline, id));
+        }
+        let f = self.functions.get_mut(&job.function);
+        match job.state {
+            JobState::Scheduled => {
+                self.scheduled.remove(&(job.when, id));
+                if let Some(f) = f {
+                    f.scheduled -= 1;
+                    f.total -= 1;
+                }
+            }
+            JobState::Running(worker) => {
+                if let Some(f) = f {
+                    f.running -= 1;
+                    f.total -= 1;
+                }
+                if let Some(peer) = self.peers.get_mut(&worker) {
+                    peer.running.retain(|&j| j != id);
+                }
+            }
+            JobState::Queued => {
+                if let Some(f) = f {
+                    f.total -= 1;
+                }
+            }
+        }
+        for client in &job.clients {
+            if let Some(peer) = self.peers.get_mut(client) {
+                peer.attached.retain(|&j| j != id);
+            }
+        }
+        Some(job)
+    }
+
+    // ---- status --------------------------------------------------------------------
+
+    fn get_status(&mut self, conn: ConnId, handle: Bytes) {
+        let job = self.handles.get(&handle).and_then(|id| self.jobs.get(id));
+        let response = match job {
+            Some(job) => Response::Status {
+                handle,
+                known: true,
+                running: job.is_running(),
+                numerator: job.numerator,
+                denominator: job.denominator,
+            },
+            None => Response::Status {
+                handle,
+                known: false,
+                running: false,
+                numerator: 0,
+                denominator: 0,
+            },
+        };
+        self.reply(conn, response);
+    }
+
+    /// Looks a job up by its unique alone, whatever its function, as the C server does.
+    fn get_status_unique(&mut self, conn: ConnId, unique: Bytes) {
+        let job = if unique.is_empty() || unique.len() >= MAX_KEY_LEN {
+            None
+        } else {
+            self.uniques
+                .values()
+                .filter_map(|id| self.jobs.get(id))
+                .find(|job| job.unique == unique)
+        };
+        let response = match job {
+            Some(job) => Response::StatusUnique {
+                unique,
+                known: true,
+                running: job.is_running(),
+                numerator: job.numerator,
+                denominator: job.denominator,
+                clients: u32::try_from(job.clients.len()).unwrap_or(u32::MAX),
+            },
+            None => Response::StatusUnique {
+                unique,
+                known: false,
+                running: false,
+                numerator: 0,
+                denominator: 0,
+                clients: 0,
+            },
+        };
+        self.reply(conn, response);
+    }
+}
+
+/// Unix seconds to milliseconds, saturating.
+fn epoch_ms(when: i64) -> u64 {
+    u64::try_from(when).unwrap_or(0).saturating_mul(1000)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,65 @@
+//! One function: its three priority queues, its counters and the workers registered for it.
+
+use std::collections::VecDeque;
+
+use gearman_shared::protocol::Priority;
+
+use super::job::JobId;
+use crate::event::ConnId;
+
+/// A function known to the server.
+#[derive(Debug, Default)]
+pub struct Function {
+    /// Runnable jobs per priority (index [`Priority::index`]), oldest first. May hold
+    /// ignored jobs, which are reaped when they reach the front.
+    pub queues: [VecDeque<JobId>; 3],
+    /// Epoch jobs not yet due.
+    pub scheduled: usize,
+    /// All jobs of the function: queued, scheduled and running, ignored ones included.
+    pub total: usize,
+    /// Jobs assigned to workers.
+    pub running: usize,
+    /// One entry per CAN_DO registration (duplicates count), a ring for NOOP rotation.
+    pub workers: Vec<ConnId>,
+    /// Where the next NOOP round starts in `workers`.
+    pub wake_start: usize,
+    /// `maxqueue` limits per priority; 0 = unlimited.
+    pub max_queue: [u32; 3],
+}
+
+impl Function {
+    /// Jobs waiting in the queue of `priority` (scheduled epoch jobs count as NORMAL).
+    pub fn queued(&self, priority: Priority) -> usize {
+        let scheduled = if priority == Priority::Normal {
+            self.scheduled
+        } else {
+            0
+        };
+        self.queues[priority.index()].len() + scheduled
+    }
+
+    /// Adds a registration just before the ring's start, so it is woken last in the
+    /// current rotation.
+    pub fn add_worker(&mut self, conn: ConnId) {
+        self.workers.insert(self.wake_start, conn);
+        self.wake_start += 1;
+    }
+
+    /// Removes every registration of `conn`.
+    pub fn remove_worker(&mut self, conn: ConnId) {
+        let before_start = self.workers[..self.wake_start.min(self.workers.len())]
+            .iter()
+            .filter(|&&c| c == conn)
+            .count();
+        self.workers.retain(|&c| c != conn);
+        self.wake_start -= before_start;
+        if self.wake_start >= self.workers.len() {
+            self.wake_start = 0;
+        }
+    }
+
+    /// Whether nothing refers to the function any more but its name.
+    pub fn is_idle(&self) -> bool {
+        self.total == 0 && self.workers.is_empty()
+    }
+}
