@@ -1,0 +1,234 @@
+//! Turns the measured runs into the comparison table: medians over rounds, ratios, and
+//! notes on when the load generator (or the whole machine) was the bottleneck.
+
+use std::fmt::Write as _;
+
+use crate::Scenario;
+
+/// Which server a run measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Our gearmand.
+    Ours,
+    /// The C gearmand.
+    Theirs,
+}
+
+/// One scenario run against one server, with the CPU it cost.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// What ran.
+    pub scenario: Scenario,
+    /// Against which server.
+    pub side: Side,
+    /// Jobs finished.
+    pub jobs: u64,
+    /// Seconds from the start line to the last job.
+    pub wall_s: f64,
+    /// Seconds between the two CPU readings (setup and teardown included).
+    pub cpu_window_s: f64,
+    /// Sorted submit → WORK_COMPLETE latencies, microseconds (foreground only).
+    pub latencies_us: Vec<u64>,
+    /// Server CPU seconds (user + system, all threads) in the CPU window.
+    pub server_cpu_s: f64,
+    /// Load-generator CPU seconds in the CPU window.
+    pub gen_cpu_s: f64,
+}
+
+/// Which way a metric improves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+    Neither,
+}
+
+impl Better {
+    fn label(self) -> &'static str {
+        match self {
+            Better::Higher => "higher",
+            Better::Lower => "lower",
+            Better::Neither => "-",
+        }
+    }
+}
+
+/// The `p`-th percentile (0..=1) of sorted values, nearest rank.
+pub fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
+}
+
+type Metric = (&'static str, Better, usize, fn(&Sample) -> Option<f64>);
+
+fn metrics(scenario: Scenario) -> Vec<Metric> {
+    let per_sec: Metric = ("jobs/s", Better::Higher, 0, |s| {
+        (s.wall_s > 0.0).then(|| s.jobs as f64 / s.wall_s)
+    });
+    let p50: Metric = ("p50 latency ms", Better::Lower, 3, |s| {
+        percentile(&s.latencies_us, 0.50).map(|us| us as f64 / 1000.0)
+    });
+    let p99: Metric = ("p99 latency ms", Better::Lower, 3, |s| {
+        percentile(&s.latencies_us, 0.99).map(|us| us as f64 / 1000.0)
+    });
+    let mut list = match scenario {
+        Scenario::Fg => vec![per_sec, p50, p99],
+        Scenario::Bg | Scenario::Drain => vec![per_sec],
+        Scenario::Seq => vec![p50, p99, per_sec],
+    };
+    list.extend::<[Metric; 5]>([
+        ("server CPU s", Better::Lower, 2, |s| Some(s.server_cpu_s)),
+        ("server CPU us/job", Better::Lower, 1, |s| {
+            (s.jobs > 0).then(|| s.server_cpu_s * 1e6 / s.jobs as f64)
+        }),
+        ("server cores busy", Better::Neither, 2, |s| {
+            (s.cpu_window_s > 0.0).then(|| s.server_cpu_s / s.cpu_window_s)
+        }),
+        ("generator CPU s", Better::Neither, 2, |s| Some(s.gen_cpu_s)),
+        ("generator cores busy", Better::Neither, 2, |s| {
+            (s.cpu_window_s > 0.0).then(|| s.gen_cpu_s / s.cpu_window_s)
+        }),
+    ]);
+    list
+}
+
+fn format_value(value: Option<f64>, decimals: usize) -> String {
+    match value {
+        Some(v) => format!("{v:.decimals$}"),
+        None => "n/a".to_string(),
+    }
+}
+
+/// The table (Markdown) plus notes, for the scenarios in `order`.
+pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    let mut notes = Vec::new();
+    for &scenario in order {
+        let of = |side: Side| -> Vec<&Sample> {
+            samples
+                .iter()
+                .filter(|s| s.scenario == scenario && s.side == side)
+                .collect()
+        };
+        let (ours, theirs) = (of(Side::Ours), of(Side::Theirs));
+        if ours.is_empty() && theirs.is_empty() {
+            continue;
+        }
+        let stat = |runs: &[&Sample], f: fn(&Sample) -> Option<f64>| {
+            median(runs.iter().filter_map(|s| f(s)).collect())
+        };
+        for (name, better, decimals, f) in metrics(scenario) {
+            let (a, b) = (stat(&ours, f), stat(&theirs, f));
+            let ratio = match (a, b) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+                _ => "n/a".to_string(),
+            };
+            rows.push([
+                scenario.label().to_string(),
+                name.to_string(),
+                better.label().to_string(),
+                format_value(a, decimals),
+                format_value(b, decimals),
+                ratio,
+            ]);
+        }
+        for (side, runs) in [("ours", &ours), ("C", &theirs)] {
+            let busy = |s: &Sample, cpu: f64| (s.cpu_window_s > 0.0).then(|| cpu / s.cpu_window_s);
+            let gen = median(runs.iter().filter_map(|s| busy(s, s.gen_cpu_s)).collect());
+            let total = median(
+                runs.iter()
+                    .filter_map(|s| busy(s, s.gen_cpu_s + s.server_cpu_s))
+                    .collect(),
+            );
+            if let Some(gen) = gen.filter(|&g| g >= 0.9) {
+                notes.push(format!(
+                    "{}: against {side}, the load generator saturated a core ({gen:.2} cores busy): the result may be generator-bound",
+                    scenario.label()
+                ));
+            }
+            if let Some(total) = total.filter(|&t| t >= 0.9 * cores as f64) {
+                notes.push(format!(
+                    "{}: against {side}, server + generator kept {total:.2} of the machine's {cores} cores busy (CPU-saturated)",
+                    scenario.label()
+                ));
+            }
+        }
+    }
+    let header = ["scenario", "metric", "better", "ours", "C", "ratio ours/C"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[String; 6]| {
+        out.push('|');
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            // Text left, numbers right.
+            if i < 3 {
+                let _ = write!(out, " {cell:<w$} |");
+            } else {
+                let _ = write!(out, " {cell:>w$} |");
+            }
+        }
+        out.push('\n');
+    };
+    line(&mut out, &header);
+    out.push('|');
+    for (i, w) in widths.iter().enumerate() {
+        let dashes = "-".repeat(*w);
+        let end = if i < 3 { '-' } else { ':' };
+        let _ = write!(out, "-{dashes}{end}|");
+    }
+    out.push('\n');
+    for row in &rows {
+        line(&mut out, row);
+    }
+    out.push_str(
+        "\nbetter = which direction wins for that metric. For \"higher\" metrics a ratio ours/C > 1 means ours is better; for \"lower\" metrics (latency, CPU) a ratio < 1 means ours is better.\n",
+    );
+    out.push_str("Values are medians over the rounds. CPU = user + system seconds from /proc (all threads), measured around each run including connection setup.\n");
+    if notes.is_empty() {
+        out.push_str("The load generator kept less than 0.9 core busy in every run.\n");
+    } else {
+        out.push_str("Notes:\n");
+        for note in notes {
+            out.push_str("- ");
+            out.push_str(&note);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+}

@@ -1,0 +1,212 @@
+//! A gearmand process under test: started on a free loopback port, killed on drop.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use gearman_shared::connection::Connection;
+use gearman_shared::protocol::{Request, Response};
+
+/// A running server. Dropping it stops the process (SIGTERM, then SIGKILL).
+pub struct Server {
+    /// Short name for the report, e.g. `ours` or `C`.
+    pub name: &'static str,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The binary it runs.
+    pub binary: PathBuf,
+    child: Child,
+    stderr_path: PathBuf,
+}
+
+/// The server process has exited (the message quotes its stderr).
+#[derive(Debug)]
+pub struct Exited(String);
+
+impl std::fmt::Display for Exited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Exited {}
+
+/// Where the servers keep their pid files and stderr; removed on drop.
+pub struct WorkDir {
+    /// The directory itself.
+    pub path: PathBuf,
+}
+
+impl WorkDir {
+    /// Creates `/tmp/gearman-bench-<pid>` (or under `$TMPDIR`).
+    pub fn create() -> Result<WorkDir> {
+        let path = std::env::temp_dir().join(format!("gearman-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(WorkDir { path })
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a probe socket")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl Server {
+    /// Starts `binary -L 127.0.0.1 -p PORT -t THREADS -l none -P DIR/NAME.pid` and waits
+    /// until it answers an ECHO_REQ, for at most `startup` (a few tries on fresh ports if
+    /// it exits at once, e.g. because the port was taken meanwhile).
+    pub fn start(
+        name: &'static str,
+        binary: &Path,
+        threads: u32,
+        dir: &WorkDir,
+        startup: Duration,
+    ) -> Result<Server> {
+        if !binary.is_file() {
+            bail!(
+                "{name} server binary {} does not exist (build it with `cargo build --release -p gearmand`, or pass a path)",
+                binary.display()
+            );
+        }
+        // A server that exits at once may have lost a race for its port: try fresh ports.
+        let mut attempt = 0;
+        loop {
+            match Server::try_start(name, binary, threads, dir, startup, attempt) {
+                Ok(server) => return Ok(server),
+                Err(e) if attempt < 2 && e.chain().any(|c| c.is::<Exited>()) => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn try_start(
+        name: &'static str,
+        binary: &Path,
+        threads: u32,
+        dir: &WorkDir,
+        startup: Duration,
+        attempt: u32,
+    ) -> Result<Server> {
+        let port = free_port()?;
+        let pid_file = dir.path.join(format!("{name}-{port}.pid"));
+        let stderr_path = dir.path.join(format!("{name}-{port}.stderr"));
+        let stderr = File::create(&stderr_path)
+            .with_context(|| format!("creating {}", stderr_path.display()))?;
+        let child = Command::new(binary)
+            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-t", &threads.to_string(), "-l", "none", "-P"])
+            .arg(&pid_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .with_context(|| format!("starting {name} server {}", binary.display()))?;
+        let mut server = Server {
+            name,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            binary: binary.to_path_buf(),
+            child,
+            stderr_path,
+        };
+        server.wait_ready(startup).with_context(|| {
+            format!(
+                "{name} server {} failed to start on port {port} (attempt {})",
+                binary.display(),
+                attempt + 1
+            )
+        })?;
+        Ok(server)
+    }
+
+    /// Polls until an ECHO_REQ round trip works.
+    fn wait_ready(&mut self, startup: Duration) -> Result<()> {
+        let limit = Instant::now() + startup;
+        let mut last = String::from("never tried");
+        while Instant::now() < limit {
+            self.check_alive()?;
+            match echo(self.addr) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("no ECHO_RES within {startup:?} (last error: {last})")
+    }
+
+    /// The process id, for `/proc/<pid>/stat`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Fails if the process has exited, quoting its stderr.
+    pub fn check_alive(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            let stderr = std::fs::read_to_string(&self.stderr_path).unwrap_or_default();
+            let stderr = stderr.trim();
+            let tail: String = stderr
+                .chars()
+                .rev()
+                .take(2000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            return Err(Exited(format!(
+                "{} server {} exited with {status}; stderr: {}",
+                self.name,
+                self.binary.display(),
+                if tail.is_empty() { "(empty)" } else { &tail }
+            ))
+            .into());
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SIGTERM first so the C server removes its pid file; no unsafe code needed.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let limit = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < limit {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One ECHO_REQ round trip on a fresh connection, bounded by one second.
+fn echo(addr: SocketAddr) -> Result<()> {
+    let timeout = Duration::from_secs(1);
+    let mut conn = Connection::connect(addr, Some(timeout))?;
+    conn.set_read_timeout(Some(timeout))?;
+    conn.stream().set_write_timeout(Some(timeout))?;
+    conn.send(Request::Echo {
+        data: "bench-ping".into(),
+    })?;
+    match conn.read_response()? {
+        Response::Echo { data } if data.as_ref() == b"bench-ping" => Ok(()),
+        other => bail!("unexpected reply to ECHO_REQ: {other:?}"),
+    }
+}
