@@ -4,8 +4,10 @@
 //! tools share one definition of every message:
 //! - [`protocol`]: binary packets, the sans-I/O frame decoder/encoder, and the typed
 //!   [`Request`](protocol::Request) / [`Response`](protocol::Response) enums;
-//! - admin text lines are framed by the same decoder ([`protocol::Frame::Text`]).
+//! - admin text lines are framed by the same decoder ([`protocol::Frame::Text`]) and
+//!   understood by [`admin`]: command parsing, reply rendering/parsing, a blocking client.
 
+pub mod admin;
 pub mod connection;
 pub mod protocol;
 
