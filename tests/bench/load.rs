@@ -16,6 +16,14 @@ use gearman_shared::protocol::{GrabKind, JobMode, Request, Response, SubmitJob};
 /// How long a blocking socket read waits before the caller re-checks abort and deadline.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Whether a socket error is a read/write time-out.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
 /// Marks errors that only say "another thread failed first".
 #[derive(Debug)]
 pub struct Aborted;
@@ -94,12 +102,7 @@ impl Ctx {
                     String::from_utf8_lossy(&text)
                 ),
                 Ok(response) => return Ok(Some(response)),
-                Err(ConnectionError::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
+                Err(ConnectionError::Io(e)) if is_timeout(&e) => {
                     self.check()?;
                     if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                         return Ok(None);
@@ -537,11 +540,21 @@ pub fn queued_jobs(ctx: &Ctx, function: &[u8]) -> Result<Option<u64>> {
     conn.send_raw(b"status\n")?;
     let mut found = None;
     for _ in 0..100_000 {
-        let line = conn.read_line().context("reading the admin status reply")?;
+        let line = match conn.read_line() {
+            Ok(line) => line,
+            Err(ConnectionError::Io(e)) if is_timeout(&e) => bail!(
+                "no complete admin status reply within {} s",
+                ctx.io_timeout.as_secs()
+            ),
+            Err(e) => return Err(anyhow!(e).context("reading the admin status reply")),
+        };
         let line = line.strip_suffix(b"\n").unwrap_or(&line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line == b"." {
             return Ok(found);
+        }
+        if line.starts_with(b"ERR ") {
+            bail!("admin status answered {:?}", String::from_utf8_lossy(line));
         }
         let mut fields = line.split(|&b| b == b'\t');
         if fields.next() == Some(function) {

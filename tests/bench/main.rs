@@ -178,10 +178,22 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("bench failed: {e:#}");
+            eprintln!("bench failed: {}", describe(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error with its causes, each once: `ConnectionError::Io` displays its source too.
+fn describe(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parts.last() != Some(&text) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
 }
 
 fn run() -> Result<()> {
@@ -438,8 +450,9 @@ fn check_queue(config: &Config, server: &Server, spec: &JobSpec, expected: usize
             server.name
         ),
         Err(e) => eprintln!(
-            "warning: {} server's admin status failed: {e:#}",
-            server.name
+            "warning: {} server's admin status failed: {}",
+            server.name,
+            describe(&e)
         ),
     }
 }

@@ -5,6 +5,9 @@ use std::fmt::Write as _;
 
 use crate::Scenario;
 
+/// Runs shorter than this (seconds) are not judged for CPU saturation.
+const MIN_JUDGED_WINDOW_S: f64 = 0.5;
+
 /// Which server a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -120,6 +123,7 @@ fn format_value(value: Option<f64>, decimals: usize) -> String {
 pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
     let mut rows: Vec<[String; 6]> = Vec::new();
     let mut notes = Vec::new();
+    let mut short_runs = false;
     for &scenario in order {
         let of = |side: Side| -> Vec<&Sample> {
             samples
@@ -150,7 +154,13 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
             ]);
         }
         for (side, runs) in [("ours", &ours), ("C", &theirs)] {
-            let busy = |s: &Sample, cpu: f64| (s.cpu_window_s > 0.0).then(|| cpu / s.cpu_window_s);
+            // With 10 ms ticks a shorter window says little about saturation.
+            let busy = |s: &Sample, cpu: f64| {
+                (s.cpu_window_s >= MIN_JUDGED_WINDOW_S).then(|| cpu / s.cpu_window_s)
+            };
+            if runs.iter().any(|s| s.cpu_window_s < MIN_JUDGED_WINDOW_S) {
+                short_runs = true;
+            }
             let gen = median(runs.iter().filter_map(|s| busy(s, s.gen_cpu_s)).collect());
             let total = median(
                 runs.iter()
@@ -206,6 +216,11 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
         "\nbetter = which direction wins for that metric. For \"higher\" metrics a ratio ours/C > 1 means ours is better; for \"lower\" metrics (latency, CPU) a ratio < 1 means ours is better.\n",
     );
     out.push_str("Values are medians over the rounds. CPU = user + system seconds from /proc (all threads), measured around each run including connection setup.\n");
+    if short_runs {
+        notes.push(format!(
+            "some runs took less than {MIN_JUDGED_WINDOW_S} s: their CPU figures are coarse (clock ticks) and were not judged for saturation"
+        ));
+    }
     if notes.is_empty() {
         out.push_str("The load generator kept less than 0.9 core busy in every run.\n");
     } else {
