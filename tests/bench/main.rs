@@ -234,8 +234,12 @@ fn run() -> Result<()> {
         theirs.pid(),
         theirs.addr
     );
+    let loadavg = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".to_string());
     println!(
-        "machine: {cores} cores, {} clock ticks/s; servers run with -t {}; {} round(s), alternating which server goes first",
+        "machine: {cores} cores, load average {loadavg} before the run, {} clock ticks/s; servers run with -t {}; {} round(s), alternating which server goes first",
         clock.ticks_per_sec, config.args.threads, config.rounds
     );
     println!(

@@ -8,6 +8,9 @@ use crate::Scenario;
 /// Runs shorter than this (seconds) are not judged for CPU saturation.
 const MIN_JUDGED_WINDOW_S: f64 = 0.5;
 
+/// Max/min over rounds above which a metric is reported as noisy.
+const NOISY_SPREAD: f64 = 1.25;
+
 /// Which server a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -124,6 +127,7 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
     let mut rows: Vec<[String; 6]> = Vec::new();
     let mut notes = Vec::new();
     let mut short_runs = false;
+    let mut noisy = Vec::new();
     for &scenario in order {
         let of = |side: Side| -> Vec<&Sample> {
             samples
@@ -144,6 +148,20 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
                 (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
                 _ => "n/a".to_string(),
             };
+            // Flag spread in the headline metrics (CPU figures are tick-quantised).
+            if name == "jobs/s" || name.contains("latency") {
+                for (side, runs) in [("ours", &ours), ("C", &theirs)] {
+                    let values: Vec<f64> = runs.iter().filter_map(|s| f(s)).collect();
+                    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+                    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    if values.len() >= 2 && lo > 0.0 && hi / lo > NOISY_SPREAD {
+                        noisy.push(format!(
+                            "{} {name} {side} {lo:.decimals$}..{hi:.decimals$}",
+                            scenario.label()
+                        ));
+                    }
+                }
+            }
             rows.push([
                 scenario.label().to_string(),
                 name.to_string(),
@@ -216,6 +234,12 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
         "\nbetter = which direction wins for that metric. For \"higher\" metrics a ratio ours/C > 1 means ours is better; for \"lower\" metrics (latency, CPU) a ratio < 1 means ours is better.\n",
     );
     out.push_str("Values are medians over the rounds. CPU = user + system seconds from /proc (all threads), measured around each run including connection setup.\n");
+    if !noisy.is_empty() {
+        notes.push(format!(
+            "noisy over the rounds (max/min > {NOISY_SPREAD}; more --rounds or a quieter machine would help): {}",
+            noisy.join("; ")
+        ));
+    }
     if short_runs {
         notes.push(format!(
             "some runs took less than {MIN_JUDGED_WINDOW_S} s: their CPU figures are coarse (clock ticks) and were not judged for saturation"
