@@ -1,1 +1,151 @@
-//! TODO
+//! The `-t` thread model: every thread count serves a full round trip, and our server names its
+//! threads `gearmand-listen`, `gearmand-io-N` and `gearmand-proc` as the mode requires
+//! (protocol.md §5.2).
+
+use std::fs;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gearman_shared::protocol::{Request, Response};
+
+use crate::harness::{b, Server};
+
+/// Names (`comm`) of the server's threads.
+fn thread_names(server: &Server) -> Vec<String> {
+    let dir = format!("/proc/{}/task", server.pid());
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
+        .filter_map(|entry| {
+            let path = entry.ok()?.path().join("comm");
+            Some(fs::read_to_string(path).ok()?.trim_end().to_string())
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// Submit, grab, report progress and complete across three connections.
+fn round_trip(server: &Server) {
+    let mut c = server.connect();
+    let mut w = server.connect();
+    w.can_do("reverse");
+    w.pre_sleep();
+    w.sync();
+    let handle = c.submit_fg("reverse", "", "hello");
+    w.expect(Response::Noop);
+    let (got, function, data) = w.grab();
+    assert_eq!((&got, function, data), (&handle, b("reverse"), b("hello")));
+    w.send(Request::WorkStatus {
+        handle: handle.clone(),
+        numerator: b("1"),
+        denominator: b("2"),
+    });
+    w.complete(&handle, b"olleh");
+    c.expect(Response::WorkStatus {
+        handle: handle.clone(),
+        numerator: b("1"),
+        denominator: b("2"),
+    });
+    c.expect(Response::WorkComplete {
+        handle: handle.clone(),
+        data: b("olleh"),
+    });
+    assert_eq!(server.connect().get_status(&handle), (false, false, 0, 0));
+}
+
+/// Several clients at once, so that connections land on different I/O threads.
+fn round_trips_on_many_connections(server: &Server) {
+    let mut workers: Vec<_> = (0..4).map(|_| server.connect()).collect();
+    for w in &mut workers {
+        w.register(&["f"]);
+    }
+    let mut clients: Vec<_> = (0..4).map(|_| server.connect()).collect();
+    let handles: Vec<_> = clients
+        .iter_mut()
+        .enumerate()
+        .map(|(i, c)| c.submit_fg("f", &format!("u{i}"), &format!("d{i}")))
+        .collect();
+    for w in &mut workers {
+        let (handle, _, data) = w.grab();
+        let mut reply = data.to_vec();
+        reply.reverse();
+        w.complete(&handle, &reply);
+    }
+    for (i, (c, handle)) in clients.iter_mut().zip(handles).enumerate() {
+        c.expect(Response::WorkComplete {
+            handle,
+            data: b(format!("{i}d")),
+        });
+    }
+}
+
+fn check_mode(threads: &str) -> Server {
+    let server = Server::start(&["-t", threads]);
+    round_trip(&server);
+    round_trips_on_many_connections(&server);
+    server
+}
+
+#[test]
+fn every_thread_count_serves_a_round_trip() {
+    for threads in ["0", "1", "2", "4"] {
+        check_mode(threads);
+    }
+}
+
+/// Waits for the expected set of names (threads may still be starting when the port opens).
+fn wait_for_names(server: &Server, what: &str, ok: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let names = thread_names(server);
+        if ok(&names) {
+            return names;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {what}, threads are {names:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn has(names: &[String], name: &str) -> bool {
+    names.iter().any(|n| n == name)
+}
+
+#[test]
+fn ours_t4_has_a_listener_four_io_threads_and_a_processor() {
+    let server = check_mode("4");
+    let expected = [
+        "gearmand-listen",
+        "gearmand-io-0",
+        "gearmand-io-1",
+        "gearmand-io-2",
+        "gearmand-io-3",
+        "gearmand-proc",
+    ];
+    let names = wait_for_names(&server, "all -t 4 threads named", |names| {
+        expected.iter().all(|e| has(names, e))
+    });
+    assert!(!has(&names, "gearmand-io-4"), "{names:?}");
+}
+
+#[test]
+fn ours_t1_has_one_io_thread_that_also_processes() {
+    let server = check_mode("1");
+    let names = wait_for_names(&server, "gearmand-io-0 named", |names| {
+        has(names, "gearmand-io-0")
+    });
+    assert!(!has(&names, "gearmand-io-1"), "{names:?}");
+    assert!(!has(&names, "gearmand-proc"), "{names:?}");
+}
+
+#[test]
+fn ours_t0_has_no_io_threads() {
+    let server = check_mode("0");
+    let names = thread_names(&server);
+    assert!(
+        !names.iter().any(|n| n.starts_with("gearmand-io")),
+        "{names:?}"
+    );
+}
