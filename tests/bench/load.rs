@@ -85,42 +85,54 @@ impl Ctx {
         Ok(conn)
     }
 
-    /// Reads the next response, waiting at most `io_timeout` (checking abort and the
-    /// deadline every [`POLL`]). With `stop`, returns `Ok(None)` once it is set.
-    fn recv_or_stop(
-        &self,
-        conn: &mut Connection,
-        stop: Option<&AtomicBool>,
-        what: &str,
-    ) -> Result<Option<Response>> {
+    /// Reads the next response, waiting at most `io_timeout` and checking abort, the
+    /// deadline and `stop` every [`POLL`]. An ERROR packet is an error.
+    fn poll(&self, conn: &mut Connection, stop: Option<&AtomicBool>) -> Result<Polled> {
         let limit = Instant::now() + self.io_timeout;
         loop {
             match conn.read_response() {
                 Ok(Response::Error { code, text }) => bail!(
-                    "server sent ERROR {} ({}) while waiting for {what}",
+                    "server sent ERROR {} ({})",
                     String::from_utf8_lossy(&code),
                     String::from_utf8_lossy(&text)
                 ),
-                Ok(response) => return Ok(Some(response)),
+                Ok(response) => return Ok(Polled::Got(response)),
                 Err(ConnectionError::Io(e)) if is_timeout(&e) => {
                     self.check()?;
                     if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
-                        return Ok(None);
+                        return Ok(Polled::Stop);
                     }
                     if Instant::now() >= limit {
-                        bail!("no {what} within {} s", self.io_timeout.as_secs());
+                        return Ok(Polled::Idle);
                     }
                 }
-                Err(e) => return Err(anyhow!(e).context(format!("waiting for {what}"))),
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
-    /// Reads the next response, bounded by `io_timeout`.
+    /// Reads the next response; failing after `io_timeout` without one.
     fn recv(&self, conn: &mut Connection, what: &str) -> Result<Response> {
-        match self.recv_or_stop(conn, None, what)? {
-            Some(response) => Ok(response),
-            None => bail!("no {what}"),
+        match self.poll(conn, None) {
+            Ok(Polled::Got(response)) => Ok(response),
+            Ok(Polled::Stop | Polled::Idle) => {
+                bail!("no {what} within {} s", self.io_timeout.as_secs())
+            }
+            Err(e) => Err(e.context(format!("waiting for {what}"))),
+        }
+    }
+
+    /// A sleeping worker's wait after PRE_SLEEP: for NOOP, for `stop`, or at most
+    /// `io_timeout`.
+    fn wait_noop(&self, conn: &mut Connection, stop: &AtomicBool) -> Result<Wake> {
+        match self
+            .poll(conn, Some(stop))
+            .context("sleeping worker waiting for NOOP")?
+        {
+            Polled::Got(Response::Noop) => Ok(Wake::Noop),
+            Polled::Got(other) => bail!("sleeping worker got {other:?} instead of NOOP"),
+            Polled::Stop => Ok(Wake::Stop),
+            Polled::Idle => Ok(Wake::Idle),
         }
     }
 
@@ -139,6 +151,26 @@ impl Ctx {
         }
         bail!("no ECHO_RES among 1000 replies")
     }
+}
+
+/// What [`Ctx::poll`] saw.
+enum Polled {
+    /// A response.
+    Got(Response),
+    /// `stop` was set.
+    Stop,
+    /// Nothing for `io_timeout`.
+    Idle,
+}
+
+/// Why a sleeping worker woke up.
+enum Wake {
+    /// The server sent NOOP.
+    Noop,
+    /// The scenario no longer needs workers.
+    Stop,
+    /// Nothing arrived for `io_timeout`.
+    Idle,
 }
 
 /// A start line: every thread connects and registers first, then all start together.
@@ -308,10 +340,10 @@ fn worker(
                     return Ok(done);
                 }
                 conn.send(Request::PreSleep)?;
-                match ctx.recv_or_stop(&mut conn, Some(stop), "NOOP after PRE_SLEEP")? {
-                    None => return Ok(done),
-                    Some(Response::Noop) => {}
-                    Some(other) => bail!("sleeping worker got {other:?} instead of NOOP"),
+                match ctx.wait_noop(&mut conn, stop)? {
+                    Wake::Stop => return Ok(done),
+                    // No NOOP for a long while: poll with GRAB_JOB, as libgearman does.
+                    Wake::Noop | Wake::Idle => {}
                 }
                 conn.send_packet(&grab)?;
             }
