@@ -17,16 +17,33 @@ pub const VERBOSE_LEVELS: [&str; 8] = [
     name = "gearmand",
     disable_help_flag = true,
     disable_version_flag = true,
-    about = "Gearman job server (a drop-in replacement for the C gearmand)"
+    args_override_self = true,
+    about = "Gearman job server (a drop-in replacement for the C gearmand)",
+    after_help = "Options may also come from --config-file (default /etc/gearmand.conf): \
+                  whitespace-separated tokens in the same syntax; `@FILE` is short for \
+                  `--config-file FILE`. The command line wins over the file."
 )]
 pub struct Cli {
     /// Number of backlog connections for listen.
     #[arg(short = 'b', long, default_value_t = 32, value_name = "N")]
     pub backlog: i32,
 
+    /// Check command line and configuration file arguments and then exit.
+    #[arg(long)]
+    pub check_args: bool,
+
+    /// Daemon, detach and run in the background.
+    #[arg(short = 'd', long)]
+    pub daemon: bool,
+
     /// Enable protocol exceptions by default.
     #[arg(long)]
     pub exceptions: bool,
+
+    /// Number of file descriptors to allow for the process. Default is the maximum
+    /// allowed for the user.
+    #[arg(short = 'f', long, value_name = "N")]
+    pub file_descriptors: Option<u64>,
 
     /// Print this help menu.
     #[arg(short = 'h', long, action = clap::ArgAction::Help)]
@@ -40,43 +57,73 @@ pub struct Cli {
     #[arg(long, value_name = "PREFIX")]
     pub job_handle_prefix: Option<String>,
 
+    /// Accepted for compatibility: a sizing hint the C server needed for its hash
+    /// tables; ours grow by themselves. Must be greater than 0.
+    #[arg(long, default_value_t = 991, value_name = "N")]
+    pub hashtable_buckets: u32,
+
+    /// Enable keepalive on sockets.
+    #[arg(long)]
+    pub keepalive: bool,
+
+    /// With --keepalive: TCP_KEEPIDLE in seconds; -1 keeps the system default.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_name = "SECS")]
+    pub keepalive_idle: i64,
+
+    /// With --keepalive: TCP_KEEPINTVL in seconds; -1 keeps the system default.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_name = "SECS")]
+    pub keepalive_interval: i64,
+
+    /// With --keepalive: TCP_KEEPCNT; -1 keeps the system default.
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true, value_name = "N")]
+    pub keepalive_count: i64,
+
     /// Log file: a path, 'stderr', or 'none'.
-    #[arg(
-        short = 'l',
-        long,
-        default_value = "/var/log/gearmand.log",
-        value_name = "FILE"
-    )]
+    #[arg(short = 'l', long, default_value = DEFAULT_LOG_FILE, value_name = "FILE")]
     pub log_file: String,
 
     /// Address the server should listen on. Default is all addresses.
     #[arg(short = 'L', long, value_name = "ADDRESS")]
     pub listen: Option<String>,
 
-    /// Port the server should listen on (also read from GEARMAND_PORT).
-    #[arg(
-        short = 'p',
-        long,
-        env = "GEARMAND_PORT",
-        default_value_t = 4730,
-        value_name = "PORT"
-    )]
-    pub port: u16,
-
     /// File to write process ID out to.
     #[arg(short = 'P', long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
+
+    /// Load protocol module (http).
+    #[arg(short = 'r', long, value_name = "MODULE")]
+    pub protocol: Vec<String>,
 
     /// Assign work in round-robin order per worker connection.
     #[arg(short = 'R', long)]
     pub round_robin: bool,
 
+    /// Persistent queue type to use.
+    #[arg(short = 'q', long, default_value = "builtin", value_name = "TYPE")]
+    pub queue_type: String,
+
+    /// Configuration file with more options.
+    #[arg(long, default_value = DEFAULT_CONFIG_FILE, value_name = "FILE")]
+    pub config_file: PathBuf,
+
+    /// Log to syslog (in addition to --log-file).
+    #[arg(long)]
+    pub syslog: bool,
+
+    /// Allow a core dump on a crash (raises RLIMIT_CORE).
+    #[arg(long)]
+    pub coredump: bool,
+
     /// Number of I/O threads; 0 runs everything in one thread.
     #[arg(short = 't', long, default_value_t = 4, value_name = "N")]
     pub threads: u32,
 
+    /// Switch to given user after startup (after binding the ports).
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+
     /// Verbose level (FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG).
-    #[arg(long, default_value = "ERROR", value_name = "LEVEL")]
+    #[arg(short = 'v', long, default_value = "ERROR", value_name = "LEVEL")]
     pub verbose: String,
 
     /// Display the version of gearmand and exit.
@@ -86,7 +133,53 @@ pub struct Cli {
     /// Number of workers to wake up for each job received; 0 = all.
     #[arg(short = 'w', long, default_value_t = 0, value_name = "N")]
     pub worker_wakeup: u32,
+
+    /// Who may use the `shutdown` admin commands: `loopback` (default), `any`, `none`,
+    /// or a comma-separated list of addresses and CIDR ranges.
+    #[arg(long, default_value = "loopback", value_name = "WHO")]
+    pub allow_shutdown_from: String,
+
+    /// Port to listen on for the HTTP protocol (with -r http).
+    #[arg(
+        long,
+        default_value_t = 8080,
+        value_name = "PORT",
+        help_heading = "HTTP"
+    )]
+    pub http_port: u16,
+
+    /// Port the server should listen on (also read from GEARMAND_PORT).
+    #[arg(
+        short = 'p',
+        long,
+        env = "GEARMAND_PORT",
+        default_value_t = 4730,
+        value_name = "PORT",
+        help_heading = "Gear"
+    )]
+    pub port: u16,
+
+    /// Enable TLS connections.
+    #[arg(long, help_heading = "Gear")]
+    pub ssl: bool,
+
+    /// TLS: CA file.
+    #[arg(long, value_name = "FILE", help_heading = "Gear")]
+    pub ssl_ca_file: Option<PathBuf>,
+
+    /// TLS: certificate.
+    #[arg(long, value_name = "FILE", help_heading = "Gear")]
+    pub ssl_certificate: Option<PathBuf>,
+
+    /// TLS: key for the certificate.
+    #[arg(long, value_name = "FILE", help_heading = "Gear")]
+    pub ssl_key: Option<PathBuf>,
 }
+
+/// The C server's default log file.
+pub const DEFAULT_LOG_FILE: &str = "/var/log/gearmand.log";
+/// The C server's default configuration file; a missing one is ignored.
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/gearmand.conf";
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -99,12 +192,18 @@ pub enum Parsed {
     Fail(String),
 }
 
-/// Parses the arguments, turning clap's errors into the C server's messages.
+/// Parses the arguments (after the options of the configuration file), turning clap's
+/// errors into the C server's messages.
 pub fn parse<I, T>(args: I) -> Parsed
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let args = match with_config_file(args) {
+        Ok(args) => args,
+        Err(message) => return Parsed::Fail(message),
+    };
     match Cli::try_parse_from(args) {
         Ok(cli) if cli.version => Parsed::Print(format!(
             "\ngearmand {} - https://github.com/gearman/gearmand/issues (gearman-rs {})\n",
@@ -115,6 +214,50 @@ where
         Err(e) if e.kind() == ErrorKind::DisplayHelp => Parsed::Print(e.render().to_string()),
         Err(e) => Parsed::Fail(c_style_message(&e)),
     }
+}
+
+/// Expands `@FILE` into `--config-file FILE` and puts the file's tokens before the
+/// command-line arguments, so the command line overrides the file.
+fn with_config_file(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let mut expanded = Vec::with_capacity(args.len());
+    let mut explicit = None;
+    let mut iter = args.into_iter();
+    expanded.extend(iter.next());
+    while let Some(arg) = iter.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if let Some(file) = text.strip_prefix('@').filter(|f| !f.is_empty()) {
+            explicit = Some(PathBuf::from(file));
+            expanded.push("--config-file".into());
+            expanded.push(file.into());
+        } else if text == "--config-file" {
+            let value = iter.next();
+            explicit = value.as_ref().map(PathBuf::from);
+            expanded.push(arg);
+            expanded.extend(value);
+        } else if let Some(file) = text.strip_prefix("--config-file=") {
+            explicit = Some(PathBuf::from(file));
+            expanded.push(arg);
+        } else {
+            expanded.push(arg);
+        }
+    }
+    let path = explicit
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE));
+    let content = match std::fs::read_to_string(&path) {
+        Ok(content) => content,
+        Err(_) if explicit.is_none() => return Ok(expanded),
+        Err(_) => return Err("Could not open configuration file.".into()),
+    };
+    let tokens = content
+        .lines()
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .flat_map(str::split_whitespace)
+        .map(OsString::from);
+    let mut args: Vec<OsString> = expanded.drain(..1).collect();
+    args.extend(tokens);
+    args.extend(expanded);
+    Ok(args)
 }
 
 fn c_style_message(e: &clap::Error) -> String {
@@ -191,6 +334,22 @@ mod tests {
         assert_eq!(cli.backlog, 32);
         assert_eq!(cli.verbose, "ERROR");
         assert_eq!(cli.job_retries, 0);
+    }
+
+    #[test]
+    fn config_file_is_read_and_overridden_by_the_command_line() {
+        let dir = std::env::temp_dir().join(format!("gearmand-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("gearmand.conf");
+        std::fs::write(&file, "# comment\n--threads 2\n-j 3\n").expect("write config");
+        let at = format!("@{}", file.display());
+        let Parsed::Run(cli) = parse(["gearmand", at.as_str(), "-j", "5"]) else {
+            panic!("config file must parse");
+        };
+        assert_eq!((cli.threads, cli.job_retries), (2, 5));
+        let missing = parse(["gearmand", "--config-file", "/nonexistent/gearmand.conf"]);
+        assert!(matches!(missing, Parsed::Fail(m) if m == "Could not open configuration file."));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

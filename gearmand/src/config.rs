@@ -1,11 +1,12 @@
 //! Validated server configuration, built from the command line.
 
-use std::path::PathBuf;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use gearman_shared::protocol::Limits;
 
-use crate::cli::{Cli, VERBOSE_LEVELS};
+use crate::cli::{Cli, DEFAULT_LOG_FILE, VERBOSE_LEVELS};
 use crate::state::StateConfig;
 
 /// The protocol version we answer as, so tools that check it keep working.
@@ -34,6 +35,109 @@ pub enum ThreadModel {
     OneIo,
     /// `-t N≥2`: a listener thread, N I/O threads and a processing thread.
     Pool(usize),
+}
+
+/// TCP keepalive settings for accepted sockets (`--keepalive*`); `None` fields keep
+/// the system defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Keepalive {
+    /// TCP_KEEPIDLE, seconds.
+    pub idle: Option<u64>,
+    /// TCP_KEEPINTVL, seconds.
+    pub interval: Option<u64>,
+    /// TCP_KEEPCNT.
+    pub count: Option<u32>,
+}
+
+/// Who may run the `shutdown` admin commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ShutdownAccess {
+    /// Nobody: the commands are refused.
+    Nobody,
+    /// Any peer.
+    Anyone,
+    /// Peers whose address falls in one of these (address, prefix length) ranges.
+    Networks(Vec<(IpAddr, u8)>),
+}
+
+impl ShutdownAccess {
+    /// Loopback only, the default.
+    pub fn loopback() -> ShutdownAccess {
+        ShutdownAccess::Networks(vec![
+            (IpAddr::from([127, 0, 0, 0]), 8),
+            (IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]), 128),
+        ])
+    }
+
+    /// Parses `loopback`, `any`, `none` or `ADDR[/BITS],…`.
+    pub fn parse(text: &str) -> Result<ShutdownAccess, ConfigError> {
+        match text {
+            "loopback" => return Ok(ShutdownAccess::loopback()),
+            "any" => return Ok(ShutdownAccess::Anyone),
+            "none" => return Ok(ShutdownAccess::Nobody),
+            _ => {}
+        }
+        let bad = || ConfigError::ShutdownAccess(text.to_string());
+        let mut networks = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            let (addr, bits) = match item.split_once('/') {
+                Some((addr, bits)) => (addr, Some(bits)),
+                None => (item, None),
+            };
+            let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let bits = match bits {
+                Some(b) => b.parse::<u8>().ok().filter(|&b| b <= max).ok_or_else(bad)?,
+                None => max,
+            };
+            networks.push((addr, bits));
+        }
+        if networks.is_empty() {
+            return Err(bad());
+        }
+        Ok(ShutdownAccess::Networks(networks))
+    }
+
+    /// Whether a peer at `peer` may shut the server down.
+    pub fn allows(&self, peer: &str) -> bool {
+        let networks = match self {
+            ShutdownAccess::Nobody => return false,
+            ShutdownAccess::Anyone => return true,
+            ShutdownAccess::Networks(networks) => networks,
+        };
+        let Ok(peer) = peer.parse::<IpAddr>() else {
+            return false;
+        };
+        let peer = match peer {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
+            v4 => v4,
+        };
+        networks
+            .iter()
+            .any(|&(net, bits)| in_network(peer, net, bits))
+    }
+}
+
+fn in_network(peer: IpAddr, net: IpAddr, bits: u8) -> bool {
+    fn masked(bytes: &[u8], bits: u8) -> Vec<u8> {
+        bytes
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                let keep = (i32::from(bits) - 8 * i as i32).clamp(0, 8) as u32;
+                if keep == 0 {
+                    0
+                } else {
+                    b & (0xffu8 << (8 - keep))
+                }
+            })
+            .collect()
+    }
+    match (peer, net) {
+        (IpAddr::V4(p), IpAddr::V4(n)) => masked(&p.octets(), bits) == masked(&n.octets(), bits),
+        (IpAddr::V6(p), IpAddr::V6(n)) => masked(&p.octets(), bits) == masked(&n.octets(), bits),
+        _ => false,
+    }
 }
 
 /// Everything the server needs to start.
@@ -65,6 +169,22 @@ pub struct Config {
     pub limits: Limits,
     /// Bytes queued for one connection before it is dropped as not reading.
     pub max_outbox: usize,
+    /// `-d`.
+    pub daemon: bool,
+    /// `-f`.
+    pub file_descriptors: Option<u64>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `--keepalive*`.
+    pub keepalive: Option<Keepalive>,
+    /// `--syslog`.
+    pub syslog: bool,
+    /// `--coredump`.
+    pub coredump: bool,
+    /// Who may use the `shutdown` admin commands.
+    pub shutdown_access: ShutdownAccess,
+    /// `--check-args`: validate, then exit.
+    pub check_only: bool,
 }
 
 /// A configuration problem, reported as `gearmand: <message>`.
@@ -73,6 +193,29 @@ pub enum ConfigError {
     /// `--verbose` with an unknown level.
     #[error("Invalid value for --verbose supplied")]
     Verbose,
+    /// `--hashtable-buckets 0`.
+    #[error("hashtable-buckets has to be greater than 0")]
+    HashtableBuckets,
+    /// `-r` with a module we do not have.
+    #[error("Unknown protocol module : {0}")]
+    Protocol(String),
+    /// `-r http`, whose module is not built yet.
+    #[error("Protocol module http is not available in this version yet")]
+    HttpUnavailable,
+    /// `-q` with a queue we do not have.
+    #[error("Error while initializing the queue : {0}")]
+    Queue(String),
+    /// `--ssl*`, not available yet.
+    #[error("TLS (--ssl) is not supported by this version yet")]
+    Tls,
+    /// `--allow-shutdown-from` that does not parse.
+    #[error(
+        "invalid --allow-shutdown-from value '{0}' (use loopback, any, none or ADDR[/BITS],...)"
+    )]
+    ShutdownAccess(String),
+    /// The working directory is needed to make paths absolute before daemonizing.
+    #[error("cannot resolve {0}: {1}")]
+    Path(PathBuf, std::io::Error),
 }
 
 impl Config {
@@ -87,11 +230,36 @@ impl Config {
             5 | 6 => tracing::Level::INFO,
             _ => tracing::Level::DEBUG,
         };
+        if cli.hashtable_buckets == 0 {
+            return Err(ConfigError::HashtableBuckets);
+        }
+        for module in &cli.protocol {
+            if module.eq_ignore_ascii_case("http") {
+                return Err(ConfigError::HttpUnavailable);
+            }
+            return Err(ConfigError::Protocol(module.clone()));
+        }
+        if !cli.queue_type.eq_ignore_ascii_case("builtin") {
+            return Err(ConfigError::Queue(cli.queue_type.clone()));
+        }
+        if cli.ssl
+            || cli.ssl_ca_file.is_some()
+            || cli.ssl_certificate.is_some()
+            || cli.ssl_key.is_some()
+        {
+            return Err(ConfigError::Tls);
+        }
+        let shutdown_access = ShutdownAccess::parse(&cli.allow_shutdown_from)?;
         let log = match cli.log_file.as_str() {
             "none" => LogTarget::None,
             "stderr" => LogTarget::Stderr,
-            path => LogTarget::File(PathBuf::from(path)),
+            path => LogTarget::File(absolute(Path::new(path))?),
         };
+        let keepalive = cli.keepalive.then(|| Keepalive {
+            idle: u64::try_from(cli.keepalive_idle).ok(),
+            interval: u64::try_from(cli.keepalive_interval).ok(),
+            count: u32::try_from(cli.keepalive_count).ok(),
+        });
         let threads = match cli.threads {
             0 => ThreadModel::Single,
             1 => ThreadModel::OneIo,
@@ -114,7 +282,7 @@ impl Config {
                 round_robin: cli.round_robin,
                 exceptions: cli.exceptions,
             },
-            log_is_default: cli.log_file == "/var/log/gearmand.log",
+            log_is_default: cli.log_file == DEFAULT_LOG_FILE,
             log,
             verbose,
             verbose_name: cli.verbose.clone(),
@@ -125,6 +293,42 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_PID_FILE)),
             max_outbox: 2 * limits.max_packet_size,
             limits,
+            daemon: cli.daemon,
+            file_descriptors: cli.file_descriptors,
+            user: cli.user.clone(),
+            keepalive,
+            syslog: cli.syslog,
+            coredump: cli.coredump,
+            shutdown_access,
+            check_only: cli.check_args,
         })
+    }
+}
+
+/// Makes a path absolute, so it still means the same after `-d` changes directory.
+fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {
+    std::path::absolute(path).map_err(|e| ConfigError::Path(path.to_path_buf(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shutdown_access_lists() {
+        let loopback = ShutdownAccess::loopback();
+        assert!(loopback.allows("127.0.0.1"));
+        assert!(loopback.allows("127.0.0.2"));
+        assert!(loopback.allows("::1"));
+        assert!(loopback.allows("::ffff:127.0.0.1"));
+        assert!(!loopback.allows("10.0.0.1"));
+        let list = ShutdownAccess::parse("10.1.0.0/16, 192.168.1.7").expect("valid list");
+        assert!(list.allows("10.1.200.3"));
+        assert!(!list.allows("10.2.0.1"));
+        assert!(list.allows("192.168.1.7"));
+        assert!(!list.allows("192.168.1.8"));
+        assert!(!ShutdownAccess::Nobody.allows("127.0.0.1"));
+        assert!(ShutdownAccess::parse("10.0.0.0/33").is_err());
+        assert!(ShutdownAccess::parse("bogus").is_err());
     }
 }

@@ -14,3 +14,4 @@ pub mod logging;
 pub mod processor;
 pub mod server;
 pub mod state;
+pub mod system;

@@ -8,8 +8,9 @@ use async_std::channel::{Receiver, Sender};
 use async_std::net::TcpListener;
 use futures::stream::{self, StreamExt};
 use futures::FutureExt;
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
+use crate::config::Keepalive;
 use crate::event::ConnId;
 use crate::io_thread::NewConnection;
 
@@ -67,6 +68,7 @@ pub async fn run(
     listeners: Vec<std::net::TcpListener>,
     io_threads: Vec<Sender<NewConnection>>,
     stop: Receiver<()>,
+    keepalive: Option<Keepalive>,
 ) {
     let listeners: Vec<TcpListener> = listeners.into_iter().map(TcpListener::from).collect();
     let mut incoming = stream::select_all(listeners.iter().map(|l| l.incoming().boxed()));
@@ -77,6 +79,11 @@ pub async fn run(
             accepted = incoming.next().fuse() => match accepted {
                 Some(Ok(stream)) => {
                     let _ = stream.set_nodelay(true);
+                    if let Some(keepalive) = &keepalive {
+                        if let Err(e) = set_keepalive(&stream, keepalive) {
+                            tracing::warn!(error = %e, "cannot enable keepalive");
+                        }
+                    }
                     next_id += 1;
                     let target = &io_threads[next_thread % io_threads.len()];
                     next_thread = next_thread.wrapping_add(1);
@@ -95,4 +102,24 @@ pub async fn run(
         }
     }
     tracing::info!("no longer accepting connections");
+}
+
+/// `--keepalive`: SO_KEEPALIVE plus whichever of idle/interval/count were given.
+fn set_keepalive(stream: &async_std::net::TcpStream, keepalive: &Keepalive) -> std::io::Result<()> {
+    let socket = SockRef::from(stream);
+    let mut params = TcpKeepalive::new();
+    if let Some(idle) = keepalive.idle {
+        params = params.with_time(Duration::from_secs(idle));
+    }
+    if let Some(interval) = keepalive.interval {
+        params = params.with_interval(Duration::from_secs(interval));
+    }
+    if let Some(count) = keepalive.count {
+        params = params.with_retries(count);
+    }
+    socket.set_keepalive(true)?;
+    if keepalive.idle.is_some() || keepalive.interval.is_some() || keepalive.count.is_some() {
+        socket.set_tcp_keepalive(&params)?;
+    }
+    Ok(())
 }

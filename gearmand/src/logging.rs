@@ -1,36 +1,213 @@
-//! Log output: levels from `--verbose`, lines to a file or stderr, written by a
-//! background thread so no server thread blocks on the disk.
+//! Log output: levels from `--verbose`, lines to a file or stderr (and syslog with
+//! `--syslog`), written by background threads so no server thread blocks on a disk or
+//! socket. The log file is reopened on SIGHUP, for logrotate.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 use crate::config::{Config, LogTarget};
 
-/// Installs the global logger. Keep the guard alive: dropping it flushes the log.
-pub fn init(config: &Config) -> anyhow::Result<Option<WorkerGuard>> {
-    let (writer, guard) = match &config.log {
-        LogTarget::None => return Ok(None),
-        LogTarget::Stderr => tracing_appender::non_blocking(std::io::stderr()),
-        LogTarget::File(path) => match OpenOptions::new().create(true).append(true).open(path) {
-            Ok(file) => tracing_appender::non_blocking(file),
+/// The installed logger; dropping it flushes what is still queued.
+pub struct Logger {
+    file: Option<Arc<LogFile>>,
+    _guards: Vec<WorkerGuard>,
+}
+
+impl Logger {
+    /// Reopens the log file (after logrotate moved it away).
+    pub fn reopen(&self) {
+        if let Some(file) = &self.file {
+            match file.reopen() {
+                Ok(()) => tracing::info!(path = %file.path.display(), "log file reopened"),
+                Err(e) => eprintln!("gearmand: cannot reopen {}: {e}", file.path.display()),
+            }
+        }
+    }
+}
+
+/// Installs the global logger.
+pub fn init(config: &Config) -> anyhow::Result<Logger> {
+    let level = LevelFilter::from_level(config.verbose);
+    let mut guards = Vec::new();
+    let mut file = None;
+    let main = match &config.log {
+        LogTarget::None => None,
+        LogTarget::Stderr => Some(tracing_appender::non_blocking(io::stderr())),
+        LogTarget::File(path) => match LogFile::open(path) {
+            Ok(f) => {
+                let f = Arc::new(f);
+                file = Some(Arc::clone(&f));
+                Some(tracing_appender::non_blocking(SharedFile(f)))
+            }
             Err(e) if config.log_is_default => {
                 eprintln!(
                     "gearmand: cannot open {} ({e}); logging to stderr",
                     path.display()
                 );
-                tracing_appender::non_blocking(std::io::stderr())
+                Some(tracing_appender::non_blocking(io::stderr()))
             }
             Err(e) => anyhow::bail!("Could not open log file {}: {e}", path.display()),
         },
     };
-    tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_max_level(config.verbose)
-        .with_ansi(false)
-        .with_thread_names(true)
-        .with_target(false)
+    let main_layer = main.map(|(writer, guard)| {
+        guards.push(guard);
+        tracing_subscriber::fmt::layer()
+            .with_writer(writer)
+            .with_ansi(false)
+            .with_thread_names(true)
+            .with_target(false)
+            .with_filter(level)
+    });
+    let syslog_layer = if config.syslog {
+        match Syslog::connect() {
+            Ok(sink) => {
+                let (writer, guard) = tracing_appender::non_blocking(sink);
+                guards.push(guard);
+                Some(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(writer)
+                        .with_ansi(false)
+                        .without_time()
+                        .with_target(false)
+                        .with_filter(level),
+                )
+            }
+            Err(e) => {
+                eprintln!("gearmand: cannot reach syslog at /dev/log: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    tracing_subscriber::registry()
+        .with(main_layer)
+        .with(syslog_layer)
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
-    Ok(Some(guard))
+    Ok(Logger {
+        file,
+        _guards: guards,
+    })
+}
+
+/// An append-mode log file that can be swapped for a fresh one.
+struct LogFile {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl LogFile {
+    fn open(path: &Path) -> io::Result<LogFile> {
+        Ok(LogFile {
+            path: path.to_path_buf(),
+            file: Mutex::new(Self::open_file(path)?),
+        })
+    }
+
+    fn open_file(path: &Path) -> io::Result<File> {
+        OpenOptions::new().create(true).append(true).open(path)
+    }
+
+    fn reopen(&self) -> io::Result<()> {
+        let fresh = Self::open_file(&self.path)?;
+        let mut file = self
+            .file
+            .lock()
+            .map_err(|_| io::Error::other("log lock poisoned"))?;
+        *file = fresh;
+        Ok(())
+    }
+}
+
+/// The writer handed to the logging thread.
+struct SharedFile(Arc<LogFile>);
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut file = self
+            .0
+            .file
+            .lock()
+            .map_err(|_| io::Error::other("log lock poisoned"))?;
+        file.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let mut file = self
+            .0
+            .file
+            .lock()
+            .map_err(|_| io::Error::other("log lock poisoned"))?;
+        file.flush()
+    }
+}
+
+/// Sends each formatted line to the local syslog daemon as one datagram.
+struct Syslog {
+    socket: UnixDatagram,
+    pid: u32,
+}
+
+impl Syslog {
+    fn connect() -> io::Result<Syslog> {
+        let socket = UnixDatagram::unbound()?;
+        socket.connect("/dev/log")?;
+        Ok(Syslog {
+            socket,
+            pid: std::process::id(),
+        })
+    }
+}
+
+/// Facility daemon (3), severity from the level word the formatter puts first.
+fn syslog_priority(line: &str) -> u8 {
+    let severity = match line.split_whitespace().next() {
+        Some("ERROR") => 3,
+        Some("WARN") => 4,
+        Some("INFO") => 6,
+        _ => 7,
+    };
+    3 * 8 + severity
+}
+
+impl Write for Syslog {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let line = String::from_utf8_lossy(buf);
+        let line = line.trim_end();
+        let message = format!(
+            "<{}>gearmand[{}]: {}",
+            syslog_priority(line),
+            self.pid,
+            line
+        );
+        // A full or missing syslog must not stop the logging thread.
+        let _ = self.socket.send(message.as_bytes());
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syslog_priorities() {
+        assert_eq!(syslog_priority(" ERROR gearmand-proc boom"), 27);
+        assert_eq!(syslog_priority("  INFO x"), 30);
+        assert_eq!(syslog_priority("DEBUG x"), 31);
+    }
 }

@@ -8,19 +8,31 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_std::channel::{Receiver, Sender};
 
+use crate::config::ShutdownAccess;
 use crate::event::{ConnId, Event, Incoming, Outgoing};
 use crate::state::{State, StateConfig};
 
 /// Events handled before replies are flushed and timers checked.
 const BATCH: usize = 512;
 
-/// Facts about the running server that admin commands report.
+/// Facts about the running server that admin commands report or check.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {
     /// Process id, for `getpid`.
     pub pid: u32,
     /// `--verbose` name, for `verbose`.
     pub verbose: String,
+    /// Who may use the `shutdown` commands.
+    pub shutdown_access: ShutdownAccess,
+}
+
+/// Why the processing loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// `shutdown`: stop now.
+    Immediate,
+    /// Graceful shutdown completed, or every I/O thread is gone.
+    Done,
 }
 
 /// Wall-clock milliseconds since the Unix epoch (a vDSO read, not a system call).
@@ -30,14 +42,15 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Runs until every I/O thread is gone, or until a graceful shutdown finds no job left.
-/// `stop_accepting` is closed when a graceful shutdown begins.
+/// Runs until every I/O thread is gone, a graceful shutdown finds no job left, or an
+/// admin asks for an immediate shutdown. `stop_accepting` is closed when a graceful
+/// shutdown begins.
 pub async fn run(
     events: Receiver<Event>,
     config: StateConfig,
     info: ServerInfo,
     stop_accepting: Sender<()>,
-) {
+) -> Exit {
     let mut processor = Processor {
         state: State::new(config),
         outboxes: HashMap::new(),
@@ -45,6 +58,7 @@ pub async fn run(
         closed: Vec::new(),
         info,
         graceful: false,
+        exit: None,
         stop_accepting,
     };
     loop {
@@ -61,7 +75,9 @@ pub async fn run(
                 }
             }
         };
-        let Some(first) = first else { break };
+        let Some(first) = first else {
+            return Exit::Done;
+        };
         processor.apply(first);
         for _ in 1..BATCH {
             match events.try_recv() {
@@ -70,9 +86,12 @@ pub async fn run(
             }
         }
         processor.finish_batch();
+        if let Some(exit) = processor.exit {
+            return exit;
+        }
         if processor.graceful && processor.state.job_count() == 0 {
             tracing::info!("graceful shutdown: no job left, exiting");
-            break;
+            return Exit::Done;
         }
     }
 }
@@ -85,6 +104,7 @@ struct Processor {
     closed: Vec<ConnId>,
     info: ServerInfo,
     graceful: bool,
+    exit: Option<Exit>,
     stop_accepting: Sender<()>,
 }
 

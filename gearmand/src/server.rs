@@ -4,6 +4,7 @@
 use std::fs;
 use std::path::PathBuf;
 use std::thread;
+use std::time::Duration;
 
 use anyhow::Context;
 use async_std::channel::{self, Receiver, Sender};
@@ -17,18 +18,34 @@ use crate::event::Event;
 use crate::io_thread::{self, NewConnection};
 use crate::listener;
 use crate::logging;
-use crate::processor::{self, ServerInfo};
+use crate::processor::{self, Exit, ServerInfo};
+use crate::system;
 
 /// Events in flight from the I/O threads before their readers wait for the processor.
 const EVENT_QUEUE: usize = 4096;
 /// Accepted sockets in flight to one I/O thread.
 const ACCEPT_QUEUE: usize = 256;
+/// How long an admin `shutdown` waits for its reply to be written.
+const FLUSH_GRACE: Duration = Duration::from_millis(100);
 
-/// Runs the server until SIGTERM/SIGINT, or until a graceful shutdown completes.
+/// Runs the server until SIGTERM/SIGINT, an admin `shutdown`, or until a graceful
+/// shutdown completes. With `--check-args` it returns once the configuration is valid.
 pub fn run(config: Config) -> anyhow::Result<()> {
-    let _log_guard = logging::init(&config)?;
+    let user = config.user.as_deref().map(system::find_user).transpose()?;
+    if config.check_only {
+        return Ok(());
+    }
+    system::set_limits(&config)?;
     let listeners = listener::bind(config.listen.as_deref(), config.port, config.backlog)?;
+    if config.daemon {
+        // Before any thread exists: fork() keeps only the calling thread.
+        system::daemonize()?;
+    }
+    let logger = logging::init(&config)?;
     let pid_file = PidFile::create(&config)?;
+    if let Some(user) = &user {
+        system::switch_user(user)?;
+    }
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
         .context("cannot install signal handlers")?;
     let (events_tx, events_rx) = channel::bounded(EVENT_QUEUE);
@@ -50,7 +67,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 tracing::info!("SIGUSR1: graceful shutdown");
                 let _ = events_tx.send_blocking(Event::GracefulShutdown);
             }
-            SIGHUP => tracing::info!("SIGHUP received"),
+            SIGHUP => logger.reopen(),
             _ => {
                 tracing::info!(signal, "shutting down");
                 break;
@@ -79,6 +96,7 @@ impl Parts {
         let info = ServerInfo {
             pid: std::process::id(),
             verbose: self.config.verbose_name.clone(),
+            shutdown_access: self.config.shutdown_access.clone(),
         };
         let done = self.done.clone();
         processor::run(
@@ -87,7 +105,13 @@ impl Parts {
             info,
             self.stop_tx.clone(),
         )
-        .map(move |()| done.close())
+        .then(|exit| async move {
+            if exit == Exit::Immediate {
+                // Let the writers deliver the admin's `OK` before the process ends.
+                async_std::task::sleep(FLUSH_GRACE).await;
+            }
+            done.close();
+        })
     }
 
     fn io_loop(
@@ -125,6 +149,7 @@ fn start_threads(parts: Parts) -> anyhow::Result<()> {
         parts.listeners.clone_all()?,
         io_senders,
         parts.stop_rx.clone(),
+        parts.config.keepalive,
     );
     match parts.config.threads {
         ThreadModel::Single => {

@@ -4,6 +4,7 @@
 //! epoch) instead of reading a clock, and replies are collected as `(ConnId, Outgoing)`
 //! pairs for the caller to route. No I/O, no locks, no system calls.
 
+mod admin;
 mod function;
 mod job;
 mod peer;
@@ -15,6 +16,7 @@ use gearman_shared::protocol::{
     parse_u32_lenient, ErrorCode, GrabKind, JobMode, Priority, Request, Response, SubmitJob,
 };
 
+pub use admin::DropOutcome;
 pub use function::Function;
 pub use job::{Job, JobId, JobState, UniqueKey};
 pub use peer::{Ability, Peer, PeerInfo};
@@ -268,6 +270,11 @@ impl State {
         }
     }
 
+    /// The numeric address of a connection.
+    pub fn peer_address(&self, conn: ConnId) -> Option<String> {
+        self.peers.get(&conn).map(|p| p.info.address.clone())
+    }
+
     /// Number of jobs held, in any state.
     pub fn job_count(&self) -> usize {
         self.jobs.len()
@@ -387,6 +394,7 @@ impl State {
                 ignore: false,
                 key: index_key.map(|k| k.key),
                 deadline: None,
+                stored: s.mode == JobMode::Background,
             },
         );
         if s.mode == JobMode::Foreground {

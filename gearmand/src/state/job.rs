@@ -79,16 +79,13 @@ pub struct Job {
     pub key: Option<UniqueKey>,
     /// Deadline (ms) of the running attempt's CAN_DO_TIMEOUT timer.
     pub deadline: Option<u64>,
+    /// Held for the persistent queue: background and not cancelled (`show jobs` QUEUED).
+    pub stored: bool,
 }
 
 impl Job {
     /// Whether it is assigned to a worker.
     pub fn is_running(&self) -> bool {
         matches!(self.state, JobState::Running(_))
-    }
-
-    /// Whether it belongs in the persistent queue (the `QUEUED` column of `show jobs`).
-    pub fn is_background(&self) -> bool {
-        self.mode == JobMode::Background
     }
 }
