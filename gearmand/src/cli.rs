@@ -181,6 +181,20 @@ pub const DEFAULT_LOG_FILE: &str = "/var/log/gearmand.log";
 /// The C server's default configuration file; a missing one is ignored.
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/gearmand.conf";
 
+/// The clap definition, for man-page generation.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Renders the man page `gearmand.8` from the clap definition.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command())
+        .section("8")
+        .render(&mut out)?;
+    Ok(out)
+}
+
 /// What the command line asks for.
 #[derive(Debug)]
 pub enum Parsed {
@@ -350,6 +364,21 @@ mod tests {
         let missing = parse(["gearmand", "--config-file", "/nonexistent/gearmand.conf"]);
         assert!(matches!(missing, Parsed::Fail(m) if m == "Could not open configuration file."));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// `UPDATE_MAN=1 cargo test -p gearmand man_page` regenerates the file.
+    #[test]
+    fn man_page_matches_the_cli() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/gearmand.8");
+        let page = man_page().expect("render man page");
+        if std::env::var_os("UPDATE_MAN").is_some() {
+            std::fs::write(&path, &page).expect("write man page");
+        }
+        let committed = std::fs::read(&path).expect("man/gearmand.8 exists");
+        assert!(
+            committed == page,
+            "man/gearmand.8 is stale: run UPDATE_MAN=1 cargo test -p gearmand man_page"
+        );
     }
 
     #[test]
