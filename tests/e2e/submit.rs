@@ -76,7 +76,7 @@ fn every_submit_variant_gets_a_handle_numbered_from_1() {
 }
 
 #[test]
-fn job_handle_prefix_option_sets_the_prefix() {
+fn handles_use_the_given_prefix() {
     let server = Server::start(&["--job-handle-prefix", "X"]);
     let mut c = server.connect();
     assert_eq!(c.submit_fg("f", "", "d"), b("X:1"));

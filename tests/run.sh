@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The one command that runs every test: installs what the suite needs on a fresh Debian machine
+# with Rust (when run as root), builds the workspace binaries the end-to-end tests start, then
+# runs `cargo test --workspace` (unit tests and tests/e2e).
+#
+# Needed besides Rust:
+#   - gearman-tools (/usr/bin/gearman): tests/e2e/interop_c.rs runs the C client and worker;
+#   - gearman-job-server (/usr/sbin/gearmand): the C server, to compare behaviour with
+#     GEARMAND_BIN=/usr/sbin/gearmand (not used by the default run);
+#   - python3 with pip and the `gear` package: tests/e2e/interop_gear.rs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+apt_missing=()
+[ -x /usr/bin/gearman ] || apt_missing+=(gearman-tools)
+[ -x /usr/sbin/gearmand ] || apt_missing+=(gearman-job-server)
+command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
+python3 -m pip --version >/dev/null 2>&1 || apt_missing+=(python3-pip)
+
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+    if ! is_root; then
+        echo "tests/run.sh: missing ${apt_missing[*]}; run as root or install them" >&2
+        exit 1
+    fi
+    echo "tests/run.sh: installing ${apt_missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update
+    apt-get install -y --no-install-recommends "${apt_missing[@]}"
+    # The package may start its own gearmand on port 4730. The tests use random ports, but a
+    # stray system daemon is not wanted on a test machine.
+    if [[ " ${apt_missing[*]} " == *" gearman-job-server "* ]]; then
+        if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet gearman-job-server 2>/dev/null; then
+            systemctl stop gearman-job-server || true
+        elif [ -x /etc/init.d/gearman-job-server ]; then
+            /etc/init.d/gearman-job-server stop >/dev/null 2>&1 || true
+        fi
+    fi
+fi
+
+if ! python3 -c 'import gear' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing the Python package gear"
+    # Debian's own python3 refuses pip installs into the system (PEP 668) unless told otherwise.
+    python3 -m pip install --quiet gear ||
+        python3 -m pip install --quiet --break-system-packages gear
+fi
+python3 -c 'import gear' || {
+    echo "tests/run.sh: the Python package gear is still not importable" >&2
+    exit 1
+}
+
+cargo build --workspace --bins
+cargo test --workspace
