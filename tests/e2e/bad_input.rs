@@ -30,7 +30,8 @@ fn req(kind: u32, payload: &[u8]) -> Vec<u8> {
 
 /// Writes without failing: the server may close while we are still sending.
 fn send_lossy(c: &Client, bytes: &[u8]) {
-    let _ = (&mut &*c.stream()).write_all(bytes);
+    let mut stream = c.stream();
+    let _ = stream.write_all(bytes);
 }
 
 #[test]
@@ -159,6 +160,22 @@ fn a_text_line_longer_than_8_kib_closes_the_connection() {
     let mut c = server.connect();
     send_lossy(&c, &[b'a'; 10 * 1024]);
     c.expect_closed();
+    server.assert_healthy();
+}
+
+#[test]
+fn replies_to_a_peer_that_already_left_do_not_hurt_the_server() {
+    let mut server = Server::start(&[]);
+    for _ in 0..20 {
+        let c = server.connect();
+        // A large reply is still being written when the peer is gone (EPIPE / reset).
+        let mut bytes = Vec::new();
+        for _ in 0..8 {
+            bytes.extend_from_slice(&req(PacketType::EchoReq.as_u32(), &[b'x'; 256 * 1024]));
+        }
+        send_lossy(&c, &bytes);
+        drop(c);
+    }
     server.assert_healthy();
 }
 

@@ -112,6 +112,23 @@ fn client_disconnect_abandons_its_queued_job() {
 }
 
 #[test]
+fn grab_skips_an_abandoned_job_and_takes_the_next() {
+    let server = Server::start(&[]);
+    let mut admin = server.connect();
+    let mut gone = server.connect();
+    let abandoned = gone.submit_fg("f", "", "orphan");
+    let mut c = server.connect();
+    let kept = c.submit_fg("f", "", "kept");
+    drop(gone);
+    wait_abandoned(&mut admin, &abandoned);
+    let mut w = server.connect();
+    w.register(&["f"]);
+    let (handle, _, data) = w.grab();
+    assert_eq!((handle, data), (kept, b("kept")));
+    w.grab_none();
+}
+
+#[test]
 fn an_abandoned_job_does_not_wake_a_worker_that_goes_to_sleep() {
     let server = Server::start(&[]);
     let mut admin = server.connect();

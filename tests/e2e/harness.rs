@@ -195,6 +195,32 @@ impl Server {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Sends a signal (`TERM`, `USR1`, ...) to the server process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg("-s")
+            .arg(name)
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -s {name} failed");
+    }
+
+    /// Waits at most `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.try_exit_status() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server still running after {limit:?}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Asserts the process is still running: a crash must not pass as "connection closed".
     pub fn assert_alive(&mut self) {
         if let Some(status) = self.try_exit_status() {
@@ -414,7 +440,7 @@ impl Client {
     pub fn expect_closed(&mut self) {
         let deadline = Instant::now() + TIMEOUT;
         let mut buf = [0u8; 4096];
-        let stream = self.conn.stream();
+        let mut stream = self.conn.stream();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
@@ -424,7 +450,7 @@ impl Client {
             stream
                 .set_read_timeout(Some(left))
                 .expect("set read timeout");
-            match (&mut &*stream).read(&mut buf) {
+            match stream.read(&mut buf) {
                 Ok(0) => return,
                 Ok(n) => panic!(
                     "expected the connection to close, got {n} bytes: \"{}\"",

@@ -11,6 +11,7 @@
 mod harness;
 
 mod bad_input;
+mod cancel;
 mod disconnect;
 mod echo_options;
 mod epoch;
@@ -18,6 +19,7 @@ mod grab;
 mod interop_c;
 mod interop_gear;
 mod retries;
+mod signals;
 mod status;
 mod submit;
 mod threads;

@@ -76,6 +76,26 @@ fn every_submit_variant_gets_a_handle_numbered_from_1() {
 }
 
 #[test]
+fn a_megabyte_of_binary_data_travels_intact() {
+    let server = Server::start(&[]);
+    let data: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mut c = server.connect();
+    let handle = c.submit(job("f", "", &data));
+    let mut w = server.connect();
+    w.register(&["f"]);
+    let (got, _, workload) = w.grab();
+    assert_eq!(got, handle);
+    assert!(workload == data, "workload changed in transit");
+    let mut result = data.clone();
+    result.reverse();
+    w.complete(&handle, &result);
+    c.expect(Response::WorkComplete {
+        handle,
+        data: Bytes::from(result),
+    });
+}
+
+#[test]
 fn handles_use_the_given_prefix() {
     let server = Server::start(&["--job-handle-prefix", "X"]);
     let mut c = server.connect();

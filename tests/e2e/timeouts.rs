@@ -168,6 +168,33 @@ fn the_next_job_gets_its_own_full_timeout() {
 }
 
 #[test]
+fn fix_a_timer_does_not_requeue_a_job_that_moved_to_another_worker() {
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let handle = c.submit_fg("f", "", "d");
+    let mut w1 = server.connect();
+    can_do_timeout(&mut w1, "f", "1000");
+    w1.sync();
+    let start = Instant::now();
+    assert_eq!(w1.grab().0, handle);
+    // Requeued by CANT_DO long before the timeout, then taken by a worker without one.
+    w1.send(Request::CantDo { function: b("f") });
+    let mut w2 = server.connect();
+    w2.register(&["f"]);
+    assert_eq!(w2.grab().0, handle);
+    let mut sleeper = sleeper(&server, "f");
+    thread::sleep(Duration::from_millis(1600).saturating_sub(start.elapsed()));
+    sleeper.expect_nothing(10);
+    assert_eq!(c.get_status(&handle), (true, true, 0, 0));
+    w2.complete(&handle, b"ok");
+    c.expect(Response::WorkComplete {
+        handle,
+        data: b("ok"),
+    });
+    w2.expect_nothing(10);
+}
+
+#[test]
 fn fix_a_timeout_that_does_not_fit_is_invalid_argument() {
     let server = Server::start(&[]);
     let mut w = server.connect();

@@ -257,6 +257,43 @@ fn work_fail_with_a_handle_of_64_bytes_is_too_large() {
 }
 
 #[test]
+fn fix_work_status_with_a_long_denominator_keeps_the_connection_open() {
+    // gearmand 1.1.20 fails internally on a denominator of 12+ characters and may close.
+    let server = Server::start(&[]);
+    let mut c = server.connect();
+    let (mut w, handle) = running_job(&server, &mut [&mut c]);
+    w.send(Request::WorkStatus {
+        handle: handle.clone(),
+        numerator: b("1"),
+        denominator: b("1234567890123"),
+    });
+    // An ERROR or nothing; either way the connection goes on.
+    w.send(Request::Echo { data: b("open") });
+    match w.recv() {
+        Response::Error { .. } => w.expect(Response::Echo { data: b("open") }),
+        Response::Echo { data } => assert_eq!(data, "open"),
+        other => panic!("expected ERROR or ECHO_RES, got {other:?}"),
+    }
+    w.complete(&handle, b"done");
+    // The client may or may not have been sent the status; it must get the result.
+    loop {
+        match c.recv() {
+            Response::WorkStatus { .. } => {}
+            other => {
+                assert_eq!(
+                    other,
+                    Response::WorkComplete {
+                        handle,
+                        data: b("done")
+                    }
+                );
+                break;
+            }
+        }
+    }
+}
+
+#[test]
 fn a_finished_job_accepts_no_more_results() {
     let server = Server::start(&[]);
     let mut c = server.connect();

@@ -1,0 +1,85 @@
+//! Signals: SIGTERM/SIGINT stop at once with exit code 0, SIGUSR1 stops accepting and exits
+//! once no job is left, SIGHUP keeps serving (protocol.md §2.13).
+
+use std::net::TcpStream;
+use std::time::Duration;
+
+use gearman_shared::protocol::Response;
+
+use crate::harness::{b, wait_until, Server};
+
+const EXIT_LIMIT: Duration = Duration::from_secs(5);
+
+#[test]
+fn sigterm_and_sigint_exit_with_code_0() {
+    for sig in ["TERM", "INT"] {
+        let mut server = Server::start(&[]);
+        // With work queued and connections open: shutdown is immediate anyway.
+        let mut c = server.connect();
+        c.submit_fg("f", "", "d");
+        server.signal(sig);
+        let status = server.wait_exit(EXIT_LIMIT);
+        assert_eq!(status.code(), Some(0), "after SIG{sig}");
+    }
+}
+
+#[test]
+fn sighup_keeps_the_server_running() {
+    let mut server = Server::start(&[]);
+    let mut c = server.connect();
+    server.signal("HUP");
+    c.expect_nothing(200);
+    c.echo(b"still here");
+    server.assert_healthy();
+}
+
+fn refuses_connections(server: &Server) -> bool {
+    TcpStream::connect_timeout(&server.addr(), Duration::from_millis(200)).is_err()
+}
+
+#[test]
+fn sigusr1_on_an_idle_server_exits_at_once() {
+    let mut server = Server::start(&[]);
+    server.signal("USR1");
+    assert_eq!(server.wait_exit(EXIT_LIMIT).code(), Some(0));
+}
+
+#[test]
+fn sigusr1_refuses_new_connections_but_finishes_the_work() {
+    let mut server = Server::start(&[]);
+    let mut c = server.connect();
+    let mut w = server.connect();
+    let handle = c.submit_fg("f", "", "last job");
+    server.signal("USR1");
+    wait_until(Duration::from_secs(3), "listener closed", || {
+        refuses_connections(&server)
+    });
+    // Existing connections keep working.
+    w.register(&["f"]);
+    assert_eq!(w.grab().0, handle);
+    c.echo(b"client still served");
+    w.complete(&handle, b"done");
+    c.expect(Response::WorkComplete {
+        handle,
+        data: b("done"),
+    });
+    assert_eq!(server.wait_exit(EXIT_LIMIT).code(), Some(0));
+}
+
+#[test]
+fn fix_sigusr1_exits_when_the_last_background_job_ends() {
+    // gearmand 1.1.20 waits for one more request after the last job before it exits.
+    let mut server = Server::start(&[]);
+    let mut c = server.connect();
+    let handle = c.submit_bg("f", "", "d");
+    let mut w = server.connect();
+    w.register(&["f"]);
+    assert_eq!(w.grab().0, handle);
+    server.signal("USR1");
+    wait_until(Duration::from_secs(3), "listener closed", || {
+        refuses_connections(&server)
+    });
+    server.assert_alive();
+    w.complete(&handle, b"");
+    assert_eq!(server.wait_exit(EXIT_LIMIT).code(), Some(0));
+}
