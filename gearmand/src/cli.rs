@@ -139,6 +139,23 @@ pub struct Cli {
     #[arg(long, default_value = "loopback", value_name = "WHO")]
     pub allow_shutdown_from: String,
 
+    /// SQLite database file for `-q libsqlite3`.
+    #[arg(long, value_name = "FILE", help_heading = "libsqlite3")]
+    pub libsqlite3_db: Option<PathBuf>,
+
+    /// Table to use.
+    #[arg(
+        long,
+        default_value = "gearman_queue",
+        value_name = "TABLE",
+        help_heading = "libsqlite3"
+    )]
+    pub libsqlite3_table: String,
+
+    /// Keep background jobs in memory while running and store them at shutdown only.
+    #[arg(long, help_heading = "libsqlite3")]
+    pub store_queue_on_shutdown: bool,
+
     /// Port to listen on for the HTTP protocol (with -r http).
     #[arg(
         long,

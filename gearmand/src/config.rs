@@ -140,6 +140,35 @@ fn in_network(peer: IpAddr, net: IpAddr, bits: u8) -> bool {
     }
 }
 
+/// The persistent queue (`-q`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueConfig {
+    /// `builtin`: nothing is stored.
+    Builtin,
+    /// `libsqlite3`.
+    Sqlite {
+        /// `--libsqlite3-db`.
+        db: PathBuf,
+        /// `--libsqlite3-table`.
+        table: String,
+        /// `--store-queue-on-shutdown`.
+        on_shutdown: bool,
+    },
+}
+
+impl QueueConfig {
+    /// `--store-queue-on-shutdown`.
+    pub fn on_shutdown(&self) -> bool {
+        matches!(
+            self,
+            QueueConfig::Sqlite {
+                on_shutdown: true,
+                ..
+            }
+        )
+    }
+}
+
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -185,6 +214,8 @@ pub struct Config {
     pub shutdown_access: ShutdownAccess,
     /// `--check-args`: validate, then exit.
     pub check_only: bool,
+    /// `-q` and its options.
+    pub queue: QueueConfig,
 }
 
 /// A configuration problem, reported as `gearmand: <message>`.
@@ -233,15 +264,25 @@ impl Config {
         if cli.hashtable_buckets == 0 {
             return Err(ConfigError::HashtableBuckets);
         }
-        for module in &cli.protocol {
-            if module.eq_ignore_ascii_case("http") {
-                return Err(ConfigError::HttpUnavailable);
-            }
-            return Err(ConfigError::Protocol(module.clone()));
+        if let Some(module) = cli.protocol.first() {
+            return Err(if module.eq_ignore_ascii_case("http") {
+                ConfigError::HttpUnavailable
+            } else {
+                ConfigError::Protocol(module.clone())
+            });
         }
-        if !cli.queue_type.eq_ignore_ascii_case("builtin") {
-            return Err(ConfigError::Queue(cli.queue_type.clone()));
-        }
+        let queue = match cli.queue_type.to_ascii_lowercase().as_str() {
+            "builtin" => QueueConfig::Builtin,
+            "libsqlite3" => match &cli.libsqlite3_db {
+                Some(db) => QueueConfig::Sqlite {
+                    db: absolute(db)?,
+                    table: cli.libsqlite3_table.clone(),
+                    on_shutdown: cli.store_queue_on_shutdown,
+                },
+                None => return Err(ConfigError::Queue(cli.queue_type.clone())),
+            },
+            _ => return Err(ConfigError::Queue(cli.queue_type.clone())),
+        };
         if cli.ssl
             || cli.ssl_ca_file.is_some()
             || cli.ssl_certificate.is_some()
@@ -281,6 +322,8 @@ impl Config {
                 worker_wakeup: cli.worker_wakeup,
                 round_robin: cli.round_robin,
                 exceptions: cli.exceptions,
+                persistent: queue != QueueConfig::Builtin,
+                session: 0,
             },
             log_is_default: cli.log_file == DEFAULT_LOG_FILE,
             log,
@@ -301,6 +344,7 @@ impl Config {
             coredump: cli.coredump,
             shutdown_access,
             check_only: cli.check_args,
+            queue,
         })
     }
 }

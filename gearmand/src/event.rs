@@ -37,6 +37,11 @@ pub enum Event {
     Disconnected { conn: ConnId },
     /// SIGUSR1 or `shutdown graceful`: stop accepting, exit once no job is left.
     GracefulShutdown,
+    /// The store thread wrote a batch: these added jobs are durable, unless `error`.
+    Stored {
+        jobs: Vec<crate::state::JobId>,
+        error: Option<String>,
+    },
 }
 
 /// Something to write to one connection.

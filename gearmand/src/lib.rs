@@ -12,6 +12,7 @@ pub mod io_thread;
 pub mod listener;
 pub mod logging;
 pub mod processor;
+pub mod queue;
 pub mod server;
 pub mod state;
 pub mod system;

@@ -10,6 +10,8 @@ use async_std::channel::{Receiver, Sender};
 
 use crate::config::ShutdownAccess;
 use crate::event::{ConnId, Event, Incoming, Outgoing};
+use crate::queue::writer::StoreMsg;
+use crate::queue::StoredJob;
 use crate::state::{State, StateConfig};
 
 /// Events handled before replies are flushed and timers checked.
@@ -24,6 +26,22 @@ pub struct ServerInfo {
     pub verbose: String,
     /// Who may use the `shutdown` commands.
     pub shutdown_access: ShutdownAccess,
+}
+
+/// What the processing thread starts from.
+pub struct Setup {
+    /// Events from the I/O threads (and the store thread).
+    pub events: Receiver<Event>,
+    /// Job-model options.
+    pub config: StateConfig,
+    /// Facts for admin commands.
+    pub info: ServerInfo,
+    /// Closed when a graceful shutdown begins, to stop the listener.
+    pub stop_accepting: Sender<()>,
+    /// The persistent queue's thread, if any.
+    pub store: Option<std::sync::mpsc::Sender<StoreMsg>>,
+    /// Jobs read back from the persistent queue.
+    pub replay: Vec<StoredJob>,
 }
 
 /// Why the processing loop ended.
@@ -45,14 +63,24 @@ pub fn now_ms() -> u64 {
 /// Runs until every I/O thread is gone, a graceful shutdown finds no job left, or an
 /// admin asks for an immediate shutdown. `stop_accepting` is closed when a graceful
 /// shutdown begins.
-pub async fn run(
-    events: Receiver<Event>,
-    config: StateConfig,
-    info: ServerInfo,
-    stop_accepting: Sender<()>,
-) -> Exit {
+pub async fn run(setup: Setup) -> Exit {
+    let Setup {
+        events,
+        config,
+        info,
+        stop_accepting,
+        store,
+        replay,
+    } = setup;
+    let mut state = State::new(config);
+    let replayed = replay.len();
+    state.replay(replay, now_ms());
+    if replayed > 0 {
+        tracing::info!(jobs = replayed, "replayed the persistent queue");
+    }
     let mut processor = Processor {
-        state: State::new(config),
+        state,
+        store,
         outboxes: HashMap::new(),
         batches: HashMap::new(),
         closed: Vec::new(),
@@ -98,6 +126,7 @@ pub async fn run(
 
 struct Processor {
     state: State,
+    store: Option<std::sync::mpsc::Sender<StoreMsg>>,
     outboxes: HashMap<ConnId, Sender<Vec<Outgoing>>>,
     batches: HashMap<ConnId, Vec<Outgoing>>,
     /// Connections gone in this batch; their outboxes are dropped after the flush.
@@ -138,6 +167,12 @@ impl Processor {
                 self.closed.push(conn);
             }
             Event::GracefulShutdown => self.begin_graceful_shutdown(),
+            Event::Stored { jobs, error } => {
+                if let Some(error) = &error {
+                    tracing::error!(jobs = jobs.len(), %error, "background jobs refused: store failed");
+                }
+                self.state.stored(&jobs, error.is_some(), now);
+            }
         }
     }
 
@@ -151,7 +186,23 @@ impl Processor {
 
     /// Runs due timers, then delivers every reply of the batch, one message per connection.
     fn finish_batch(&mut self) {
-        self.state.tick(now_ms());
+        let now = now_ms();
+        self.state.tick(now);
+        if let Some((ops, adds)) = self.state.take_store_batch() {
+            let sent = match &self.store {
+                Some(store) => store
+                    .send(StoreMsg::Write {
+                        ops,
+                        adds: adds.clone(),
+                    })
+                    .is_ok(),
+                None => false,
+            };
+            if !sent {
+                tracing::error!("persistent queue is gone; refusing background jobs");
+                self.state.stored(&adds, true, now);
+            }
+        }
         for line in self.state.take_log() {
             tracing::warn!("{line}");
         }

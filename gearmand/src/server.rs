@@ -13,12 +13,15 @@ use futures::FutureExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
 
-use crate::config::{Config, ThreadModel};
+use crate::config::{Config, QueueConfig, ThreadModel};
 use crate::event::Event;
 use crate::io_thread::{self, NewConnection};
 use crate::listener;
 use crate::logging;
 use crate::processor::{self, Exit, ServerInfo};
+use crate::queue::sqlite::SqliteStore;
+use crate::queue::writer::{StoreMsg, StoreThread};
+use crate::queue::{QueueStore, StoredJob};
 use crate::system;
 
 /// Events in flight from the I/O threads before their readers wait for the processor.
@@ -42,13 +45,24 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         system::daemonize()?;
     }
     let logger = logging::init(&config)?;
+    // After the fork: a database connection must not cross it.
+    let (store, replay) = open_queue(&config)?;
     let pid_file = PidFile::create(&config)?;
     if let Some(user) = &user {
         system::switch_user(user)?;
     }
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
         .context("cannot install signal handlers")?;
+    let mut config = config;
+    config.state.session = session_id();
     let (events_tx, events_rx) = channel::bounded(EVENT_QUEUE);
+    let store = match store {
+        Some(store) => Some(
+            StoreThread::start(store, config.queue.on_shutdown(), events_tx.clone())
+                .context("cannot start the store thread")?,
+        ),
+        None => None,
+    };
     let (stop_tx, stop_rx) = channel::bounded(1);
     let parts = Parts {
         listeners,
@@ -58,6 +72,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         stop_rx,
         config: config.clone(),
         done: signals.handle(),
+        store: store.as_ref().map(StoreThread::sender),
+        replay,
     };
     start_threads(parts)?;
     tracing::info!(threads = ?config.threads, "gearmand ready");
@@ -74,8 +90,41 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(store) = store {
+        store.stop();
+    }
     drop(pid_file);
     Ok(())
+}
+
+/// The store, if any, and the jobs it held.
+type OpenedQueue = (Option<Box<dyn QueueStore>>, Vec<StoredJob>);
+
+/// Opens the persistent queue and reads it back; a store that cannot be read stops the
+/// start-up rather than silently starting empty.
+fn open_queue(config: &Config) -> anyhow::Result<OpenedQueue> {
+    let mut store: Box<dyn QueueStore> = match &config.queue {
+        QueueConfig::Builtin => return Ok((None, Vec::new())),
+        QueueConfig::Sqlite { db, table, .. } => {
+            Box::new(SqliteStore::open(db, table).with_context(|| {
+                format!(
+                    "Error while initializing the queue : libsqlite3 ({})",
+                    db.display()
+                )
+            })?)
+        }
+    };
+    let jobs = store
+        .replay()
+        .context("failed to reload queue: the persistent queue cannot be read")?;
+    Ok((Some(store), jobs))
+}
+
+/// A per-run number for generated storage keys.
+fn session_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// What the threads are built from.
@@ -88,23 +137,29 @@ struct Parts {
     config: Config,
     /// Closing it ends the main thread's signal loop, and so the process.
     done: Handle,
+    /// The store thread's inbox.
+    store: Option<std::sync::mpsc::Sender<StoreMsg>>,
+    /// Jobs read back from the store, for the processor.
+    replay: Vec<StoredJob>,
 }
 
 impl Parts {
     /// The processing loop; when it ends the whole server ends.
-    fn processor(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    fn processor(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let info = ServerInfo {
             pid: std::process::id(),
             verbose: self.config.verbose_name.clone(),
             shutdown_access: self.config.shutdown_access.clone(),
         };
         let done = self.done.clone();
-        processor::run(
-            self.events_rx.clone(),
-            self.config.state.clone(),
+        processor::run(processor::Setup {
+            events: self.events_rx.clone(),
+            config: self.config.state.clone(),
             info,
-            self.stop_tx.clone(),
-        )
+            stop_accepting: self.stop_tx.clone(),
+            store: self.store.clone(),
+            replay: std::mem::take(&mut self.replay),
+        })
         .then(|exit| async move {
             if exit == Exit::Immediate {
                 // Let the writers deliver the admin's `OK` before the process ends.
@@ -137,7 +192,7 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> anyhow::Result<(
 
 /// `-t 0`: one thread for everything; `-t 1`: listener + an I/O thread that also
 /// processes; `-t N`: listener + N I/O threads + a processing thread.
-fn start_threads(parts: Parts) -> anyhow::Result<()> {
+fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
     let io_count = match parts.config.threads {
         ThreadModel::Single | ThreadModel::OneIo => 1,
         ThreadModel::Pool(n) => n,

@@ -7,6 +7,7 @@
 mod admin;
 mod function;
 mod job;
+mod outbox;
 mod peer;
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,6 +23,8 @@ pub use job::{Job, JobId, JobState, UniqueKey};
 pub use peer::{Ability, Peer, PeerInfo};
 
 use crate::event::{ConnId, Outgoing};
+use crate::queue::{self, StoreOp, StoredJob};
+use outbox::Outbox;
 
 /// Longest unique key or reducer name a submission may carry.
 pub const MAX_UNIQUE_LEN: usize = 64;
@@ -45,6 +48,10 @@ pub struct StateConfig {
     pub round_robin: bool,
     /// `--exceptions`: every connection starts with the exceptions option on.
     pub exceptions: bool,
+    /// Background jobs go to a persistent queue before they are acknowledged.
+    pub persistent: bool,
+    /// Distinguishes this run's generated storage keys from earlier runs'.
+    pub session: u64,
 }
 
 /// Coalescing index key: a unique is only shared within one function.
@@ -67,8 +74,10 @@ pub struct State {
     scheduled: BTreeSet<(i64, JobId)>,
     /// CAN_DO_TIMEOUT deadlines of running jobs, by (ms, job).
     timers: BTreeSet<(u64, JobId)>,
-    out: Vec<(ConnId, Outgoing)>,
+    out: Outbox,
     log: Vec<String>,
+    store_ops: Vec<StoreOp>,
+    store_adds: Vec<JobId>,
 }
 
 impl State {
@@ -84,14 +93,16 @@ impl State {
             last_job: 0,
             scheduled: BTreeSet::new(),
             timers: BTreeSet::new(),
-            out: Vec::new(),
+            out: Outbox::default(),
             log: Vec::new(),
+            store_ops: Vec::new(),
+            store_adds: Vec::new(),
         }
     }
 
     /// Replies produced since the last call, in order.
     pub fn take_output(&mut self) -> Vec<(ConnId, Outgoing)> {
-        std::mem::take(&mut self.out)
+        self.out.take()
     }
 
     /// Notable events (dropped jobs, …) for the caller to log, since the last call.
@@ -101,11 +112,11 @@ impl State {
 
     /// Queues bytes or a packet for a connection.
     pub fn send(&mut self, conn: ConnId, outgoing: Outgoing) {
-        self.out.push((conn, outgoing));
+        self.out.emit(conn, outgoing);
     }
 
     fn reply(&mut self, conn: ConnId, response: Response) {
-        self.out.push((conn, Outgoing::Packet(response)));
+        self.out.emit(conn, Outgoing::Packet(response));
     }
 
     /// A connection was accepted.
@@ -120,6 +131,7 @@ impl State {
         let Some(peer) = self.peers.remove(&conn) else {
             return;
         };
+        self.out.forget(conn);
         for ability in &peer.abilities {
             if let Some(f) = self.functions.get_mut(&ability.function) {
                 f.remove_worker(conn);
@@ -346,10 +358,7 @@ impl State {
             if s.mode == JobMode::Foreground {
                 self.attach_client(conn, id);
             }
-            if let Some(job) = self.jobs.get(&id) {
-                let handle = job.handle.clone();
-                self.reply(conn, Response::JobCreated { handle });
-            }
+            self.acknowledge(conn, id);
             return;
         }
         let limit = f.max_queue[s.priority.index()] as usize;
@@ -360,57 +369,191 @@ impl State {
             );
             return;
         }
-        f.total += 1;
+        let background = s.mode == JobMode::Background;
+        let id = self.create_job(s, index_key, background, None);
+        if !background {
+            self.attach_client(conn, id);
+        }
+        match self.jobs.get_mut(&id) {
+            Some(job) if background && self.config.persistent => {
+                // Not runnable, and no JOB_CREATED, until the store has it on disk.
+                job.state = JobState::Pending;
+                self.store_ops.push(StoreOp::Add(StoredJob {
+                    key: job.store_key.clone(),
+                    function: job.function.clone(),
+                    priority: job.priority,
+                    data: job.data.clone(),
+                    when: job.when,
+                }));
+                self.store_adds.push(id);
+                self.acknowledge(conn, id);
+            }
+            _ => {
+                self.acknowledge(conn, id);
+                self.activate(id, now);
+            }
+        }
+    }
+
+    /// Sends JOB_CREATED for `id`, or reserves its place while the job is being stored.
+    fn acknowledge(&mut self, conn: ConnId, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.state == JobState::Pending {
+            job.awaiting.push(conn);
+            self.out.reserve(conn, id);
+        } else {
+            let handle = job.handle.clone();
+            self.reply(conn, Response::JobCreated { handle });
+        }
+    }
+
+    /// Creates a job (not yet queued) and indexes it. `store_key` is given for replayed
+    /// jobs; new ones get theirs from their unique.
+    fn create_job(
+        &mut self,
+        s: SubmitJob,
+        index_key: Option<IndexKey>,
+        stored: bool,
+        store_key: Option<Bytes>,
+    ) -> JobId {
         self.last_job += 1;
         let id = JobId(self.last_job);
         let handle = self.make_handle(id);
-        let when = s.epoch.unwrap_or(0);
-        let scheduled = when > 0 && epoch_ms(when) > now;
         if let Some(k) = &index_key {
             self.uniques.insert(k.clone(), id);
         }
         self.handles.insert(handle.clone(), id);
+        if let Some(f) = self.functions.get_mut(&s.function) {
+            f.total += 1;
+        }
+        let store_key =
+            store_key.unwrap_or_else(|| queue::storage_key(&s.unique, self.config.session, id.0));
         self.jobs.insert(
             id,
             Job {
                 id,
-                handle: handle.clone(),
+                handle,
                 function: s.function,
                 unique: s.unique,
                 data: s.data,
                 priority: s.priority,
                 mode: s.mode,
-                when,
+                when: s.epoch.unwrap_or(0),
                 reducer: s.reducer,
                 retries: 0,
                 numerator: 0,
                 denominator: 0,
-                state: if scheduled {
-                    JobState::Scheduled
-                } else {
-                    JobState::Queued
-                },
+                state: JobState::Queued,
                 clients: Vec::new(),
                 ignore: false,
                 key: index_key.map(|k| k.key),
                 deadline: None,
-                stored: s.mode == JobMode::Background,
+                stored,
+                store_key,
+                awaiting: Vec::new(),
             },
         );
-        if s.mode == JobMode::Foreground {
-            self.attach_client(conn, id);
-        }
-        self.reply(conn, Response::JobCreated { handle });
-        if scheduled {
-            self.scheduled.insert((when, id));
-            if let Some(job) = self.jobs.get(&id) {
-                if let Some(f) = self.functions.get_mut(&job.function) {
-                    f.scheduled += 1;
-                }
+        id
+    }
+
+    /// Makes a created (or just stored) job runnable: queued now, or scheduled for its epoch.
+    fn activate(&mut self, id: JobId, now: u64) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.when > 0 && epoch_ms(job.when) > now {
+            job.state = JobState::Scheduled;
+            self.scheduled.insert((job.when, id));
+            if let Some(f) = self.functions.get_mut(&job.function) {
+                f.scheduled += 1;
             }
         } else {
+            job.state = JobState::Queued;
             self.enqueue(id);
         }
+    }
+
+    /// Changes for the persistent queue since the last call, and the added jobs whose
+    /// JOB_CREATED waits for them.
+    pub fn take_store_batch(&mut self) -> Option<(Vec<StoreOp>, Vec<JobId>)> {
+        if self.store_ops.is_empty() {
+            return None;
+        }
+        Some((
+            std::mem::take(&mut self.store_ops),
+            std::mem::take(&mut self.store_adds),
+        ))
+    }
+
+    /// The store wrote (or failed to write) these added jobs: run them and acknowledge
+    /// them, or refuse them with QUEUE_ERROR.
+    pub fn stored(&mut self, ids: &[JobId], failed: bool, now: u64) {
+        for &id in ids {
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if job.state != JobState::Pending {
+                continue;
+            }
+            let awaiting = std::mem::take(&mut job.awaiting);
+            let reply = if failed {
+                job.stored = false;
+                Response::error(ErrorCode::QueueError, "Persistent queue write failed")
+            } else {
+                Response::JobCreated {
+                    handle: job.handle.clone(),
+                }
+            };
+            for conn in awaiting {
+                self.out.fill(conn, id, Outgoing::Packet(reply.clone()));
+            }
+            if failed {
+                self.remove_job(id);
+            } else {
+                self.activate(id, now);
+            }
+        }
+    }
+
+    /// Loads the jobs of the persistent queue at start-up, in their stored order.
+    pub fn replay(&mut self, jobs: Vec<StoredJob>, now: u64) {
+        for stored in jobs {
+            let unique = queue::unique_of_key(&stored.key);
+            let index_key = UniqueKey::of(&unique, &stored.data)
+                .map(|key| IndexKey {
+                    function: stored.function.clone(),
+                    key,
+                })
+                .filter(|k| !self.uniques.contains_key(k));
+            self.functions.entry(stored.function.clone()).or_default();
+            let submit = SubmitJob {
+                function: stored.function,
+                unique,
+                data: stored.data,
+                priority: stored.priority,
+                mode: JobMode::Background,
+                epoch: (stored.when != 0).then_some(stored.when),
+                reducer: None,
+            };
+            let id = self.create_job(submit, index_key, true, Some(stored.key));
+            self.activate(id, now);
+        }
+    }
+
+    /// Stops keeping a job in the persistent queue.
+    fn unstore(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.stored && self.config.persistent {
+            self.store_ops.push(StoreOp::Done {
+                key: job.store_key.clone(),
+                function: job.function.clone(),
+            });
+        }
+        job.stored = false;
     }
 
     fn make_handle(&self, id: JobId) -> Bytes {
@@ -490,7 +633,7 @@ impl State {
             if let Some(peer) = self.peers.get_mut(&conn) {
                 if peer.sleeping && !peer.noop_sent {
                     peer.noop_sent = true;
-                    self.out.push((conn, Outgoing::Packet(Response::Noop)));
+                    self.out.emit(conn, Outgoing::Packet(Response::Noop));
                     woken += 1;
                     if limit > 0 && woken >= limit {
                         break;
@@ -672,7 +815,7 @@ impl State {
         };
         for &client in &job.clients {
             self.out
-                .push((client, Outgoing::Packet(make(job.handle.clone()))));
+                .emit(client, Outgoing::Packet(make(job.handle.clone())));
         }
     }
 
@@ -734,7 +877,7 @@ impl State {
                         handle: job.handle.clone(),
                     }
                 };
-                self.out.push((client, Outgoing::Packet(response)));
+                self.out.emit(client, Outgoing::Packet(response));
             }
         }
         self.remove_job(id);
@@ -743,6 +886,7 @@ impl State {
     /// Deletes a job and every reference to it. A queued job must already be out of
     /// its queue (or be removed from it by the caller).
     fn remove_job(&mut self, id: JobId) -> Option<Job> {
+        self.unstore(id);
         let job = self.jobs.remove(&id)?;
         self.handles.remove(&job.handle);
         if let Some(key) = &job.key {
@@ -772,7 +916,7 @@ impl State {
                     peer.running.retain(|&j| j != id);
                 }
             }
-            JobState::Queued => {
+            JobState::Queued | JobState::Pending => {
                 if let Some(f) = f {
                     f.total -= 1;
                 }

@@ -132,15 +132,15 @@ impl State {
         let Some(&id) = self.handles.get(handle) else {
             return false;
         };
+        self.unstore(id);
         if let Some(job) = self.jobs.get_mut(&id) {
-            job.stored = false;
             for &client in &job.clients {
-                self.out.push((
+                self.out.emit(
                     client,
                     Outgoing::Packet(Response::WorkFail {
                         handle: job.handle.clone(),
                     }),
-                ));
+                );
             }
             if job.state == JobState::Scheduled {
                 // Nothing would ever reap a scheduled job before its time: drop it now.

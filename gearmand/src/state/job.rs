@@ -12,6 +12,9 @@ pub struct JobId(pub u64);
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
+    /// A background job on its way to the persistent queue: not runnable yet, and its
+    /// JOB_CREATED waits for the write.
+    Pending,
     /// In its function's priority queue, runnable.
     Queued,
     /// An epoch job waiting for its time; counted as queued (NORMAL) by the admin listings.
@@ -81,6 +84,10 @@ pub struct Job {
     pub deadline: Option<u64>,
     /// Held for the persistent queue: background and not cancelled (`show jobs` QUEUED).
     pub stored: bool,
+    /// The key it is stored under (see `queue::storage_key`).
+    pub store_key: Bytes,
+    /// Connections whose JOB_CREATED waits for the job to be stored.
+    pub awaiting: Vec<ConnId>,
 }
 
 impl Job {

@@ -12,6 +12,8 @@ fn state() -> State {
         worker_wakeup: 0,
         round_robin: false,
         exceptions: false,
+        persistent: false,
+        session: 1,
     })
 }
 

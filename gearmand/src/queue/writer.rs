@@ -1,0 +1,125 @@
+//! The store's own thread: it takes batches from the processing thread, writes everything
+//! that has arrived meanwhile in one transaction (group commit), and reports back which
+//! added jobs are now durable.
+
+use std::collections::HashMap;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread::{self, JoinHandle};
+
+use bytes::Bytes;
+
+use super::{QueueStore, StoreOp, StoredJob};
+use crate::event::Event;
+use crate::state::JobId;
+
+/// A message for the store thread.
+#[derive(Debug)]
+pub enum StoreMsg {
+    /// Changes in order; `adds` are the jobs whose JOB_CREATED waits for this write.
+    Write { ops: Vec<StoreOp>, adds: Vec<JobId> },
+    /// Finish: write what `--store-queue-on-shutdown` kept, then stop.
+    Shutdown,
+}
+
+/// The running store thread.
+pub struct StoreThread {
+    sender: Sender<StoreMsg>,
+    handle: JoinHandle<()>,
+}
+
+impl StoreThread {
+    /// Starts the thread. With `on_shutdown`, added jobs are only kept in memory while
+    /// the server runs and written at shutdown (the C server's `--store-queue-on-shutdown`).
+    pub fn start(
+        store: Box<dyn QueueStore>,
+        on_shutdown: bool,
+        events: async_std::channel::Sender<Event>,
+    ) -> std::io::Result<StoreThread> {
+        let (sender, receiver) = mpsc::channel();
+        let handle = thread::Builder::new()
+            .name("gearmand-store".into())
+            .spawn(move || run(store, on_shutdown, receiver, events))?;
+        Ok(StoreThread { sender, handle })
+    }
+
+    /// Where the processing thread sends its batches.
+    pub fn sender(&self) -> Sender<StoreMsg> {
+        self.sender.clone()
+    }
+
+    /// Asks the thread to finish and waits for it.
+    pub fn stop(self) {
+        let _ = self.sender.send(StoreMsg::Shutdown);
+        if self.handle.join().is_err() {
+            tracing::error!("store thread panicked");
+        }
+    }
+}
+
+fn run(
+    mut store: Box<dyn QueueStore>,
+    on_shutdown: bool,
+    receiver: Receiver<StoreMsg>,
+    events: async_std::channel::Sender<Event>,
+) {
+    let mut kept: HashMap<(Bytes, Bytes), StoredJob> = HashMap::new();
+    let mut stopping = false;
+    while !stopping {
+        let Ok(first) = receiver.recv() else { break };
+        let mut ops = Vec::new();
+        let mut adds = Vec::new();
+        let mut absorb = |msg| match msg {
+            StoreMsg::Write {
+                ops: mut more,
+                adds: mut added,
+            } => {
+                ops.append(&mut more);
+                adds.append(&mut added);
+                false
+            }
+            StoreMsg::Shutdown => true,
+        };
+        stopping = absorb(first);
+        while !stopping {
+            match receiver.try_recv() {
+                Ok(msg) => stopping = absorb(msg),
+                Err(_) => break,
+            }
+        }
+        if on_shutdown {
+            // Adds stay in memory; done still deletes rows an earlier shutdown wrote.
+            ops.retain(|op| match op {
+                StoreOp::Add(job) => {
+                    kept.insert((job.key.clone(), job.function.clone()), job.clone());
+                    false
+                }
+                StoreOp::Done { key, function } => {
+                    kept.remove(&(key.clone(), function.clone()));
+                    true
+                }
+            });
+        }
+        let error = if ops.is_empty() {
+            None
+        } else {
+            store.write(&ops).err().map(|e| e.to_string())
+        };
+        if let Some(e) = &error {
+            tracing::error!(error = %e, ops = ops.len(), "persistent queue write failed");
+        }
+        if !adds.is_empty()
+            && events
+                .send_blocking(Event::Stored { jobs: adds, error })
+                .is_err()
+        {
+            break;
+        }
+    }
+    if on_shutdown && !kept.is_empty() {
+        let ops: Vec<StoreOp> = kept.into_values().map(StoreOp::Add).collect();
+        match store.write(&ops) {
+            Ok(()) => tracing::info!(jobs = ops.len(), "queue stored on shutdown"),
+            Err(e) => tracing::error!(error = %e, "storing the queue on shutdown failed"),
+        }
+    }
+}
