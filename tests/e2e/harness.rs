@@ -72,7 +72,7 @@ fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             return Err(format!("server exited early with {status}"));
         }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if echo_answered(addr) {
             return Ok(());
         }
         if Instant::now() > deadline {
@@ -82,6 +82,22 @@ fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
         }
         thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Ready means serving, not just listening: the port accepts connections as soon as it is
+/// bound, possibly before the server has set up everything else (signal handlers, say).
+fn echo_answered(addr: SocketAddr) -> bool {
+    let Ok(mut conn) = Connection::connect(addr, Some(Duration::from_millis(200))) else {
+        return false;
+    };
+    if conn.set_read_timeout(Some(Duration::from_secs(1))).is_err() {
+        return false;
+    }
+    let ping = Request::Echo {
+        data: Bytes::from_static(b"ready?"),
+    };
+    conn.send(ping).is_ok()
+        && matches!(conn.read_response(), Ok(Response::Echo { data }) if data == "ready?")
 }
 
 fn free_port() -> u16 {
