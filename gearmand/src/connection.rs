@@ -3,6 +3,7 @@
 
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 
 use async_std::channel::{Receiver, Sender};
 use async_std::net::TcpStream;
@@ -15,6 +16,7 @@ use gearman_shared::protocol::{
 
 use crate::event::{ConnId, Event, Incoming, Outgoing};
 use crate::state::PeerInfo;
+use crate::stats::Traffic;
 
 /// Smallest free space offered to one read.
 const MIN_READ: usize = 4 * 1024;
@@ -24,14 +26,27 @@ const MAX_READ: usize = 64 * 1024;
 /// An idle connection keeps at most this much write buffer.
 const KEEP_WRITE_CAPACITY: usize = 64 * 1024;
 
+/// What every connection of an I/O thread shares.
+#[derive(Clone)]
+pub struct Context {
+    /// The processing thread's inbox.
+    pub events: Sender<Event>,
+    /// Decoder limits.
+    pub limits: Limits,
+    /// Unread output after which a peer is dropped.
+    pub max_outbox: usize,
+    /// Byte counters for statistics.
+    pub traffic: Arc<Traffic>,
+}
+
 /// Serves one connection until both directions are done.
-pub async fn serve(
-    stream: TcpStream,
-    conn: ConnId,
-    events: Sender<Event>,
-    limits: Limits,
-    max_outbox: usize,
-) {
+pub async fn serve(stream: TcpStream, conn: ConnId, context: Context) {
+    let Context {
+        events,
+        limits,
+        max_outbox,
+        traffic,
+    } = context;
     let address = stream
         .peer_addr()
         .map(|a| a.ip().to_string())
@@ -50,15 +65,21 @@ pub async fn serve(
         return;
     }
     futures::join!(
-        read_side(&stream, conn, &events, limits),
-        write_side(&stream, conn, replies, max_outbox)
+        read_side(&stream, conn, &events, limits, &traffic),
+        write_side(&stream, conn, replies, max_outbox, &traffic)
     );
     tracing::info!(conn = conn.0, "closed connection");
 }
 
 /// Reads, frames and forwards input; always ends with a `Disconnected` event, after
 /// which the processing thread drops the outbox and the writer finishes.
-async fn read_side(stream: &TcpStream, conn: ConnId, events: &Sender<Event>, limits: Limits) {
+async fn read_side(
+    stream: &TcpStream,
+    conn: ConnId,
+    events: &Sender<Event>,
+    limits: Limits,
+    traffic: &Traffic,
+) {
     let mut buf = BytesMut::with_capacity(MIN_READ);
     loop {
         let start = buf.len();
@@ -81,6 +102,7 @@ async fn read_side(stream: &TcpStream, conn: ConnId, events: &Sender<Event>, lim
             }
         };
         buf.truncate(start + n);
+        traffic.read(n);
         let mut items = Vec::new();
         let failure = loop {
             match decode(&mut buf, &limits) {
@@ -150,6 +172,7 @@ async fn write_side(
     conn: ConnId,
     replies: Receiver<Vec<Outgoing>>,
     max_outbox: usize,
+    traffic: &Traffic,
 ) {
     let mut out = BytesMut::new();
     let mut closing = false;
@@ -177,14 +200,19 @@ async fn write_side(
         futures::select! {
             written = writer.write(&out).fuse() => match written {
                 Ok(0) | Err(_) => break,
-                Ok(n) => out.advance(n),
+                Ok(n) => {
+                    traffic.written(n);
+                    out.advance(n);
+                }
             },
             batch = replies.recv().fuse() => match batch {
                 Ok(batch) => more = Some(batch),
                 Err(_) => {
                     // The processing thread is done with us: flush what is left.
                     let mut writer = stream;
-                    let _ = writer.write_all(&out).await;
+                    if writer.write_all(&out).await.is_ok() {
+                        traffic.written(out.len());
+                    }
                     return;
                 }
             },

@@ -15,4 +15,5 @@ pub mod processor;
 pub mod queue;
 pub mod server;
 pub mod state;
+pub mod stats;
 pub mod system;

@@ -4,6 +4,7 @@
 mod admin;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_std::channel::{Receiver, Sender};
@@ -13,6 +14,8 @@ use crate::event::{ConnId, Event, Incoming, Outgoing};
 use crate::queue::writer::StoreMsg;
 use crate::queue::StoredJob;
 use crate::state::{State, StateConfig};
+use crate::stats::Traffic;
+use gearman_shared::admin::StatsReport;
 
 /// Events handled before replies are flushed and timers checked.
 const BATCH: usize = 512;
@@ -26,6 +29,10 @@ pub struct ServerInfo {
     pub verbose: String,
     /// Who may use the `shutdown` commands.
     pub shutdown_access: ShutdownAccess,
+    /// Start time, ms since the epoch, for the uptime.
+    pub started_ms: u64,
+    /// Byte counters of the I/O threads.
+    pub traffic: Arc<Traffic>,
 }
 
 /// What the processing thread starts from.
@@ -158,7 +165,10 @@ impl Processor {
                         Incoming::Admin {
                             line,
                             terminator_len,
-                        } => self.admin(conn, &line, terminator_len),
+                        } => {
+                            self.state.mark_admin(conn);
+                            self.admin(conn, &line, terminator_len)
+                        }
                     }
                 }
             }
@@ -174,6 +184,15 @@ impl Processor {
                 self.state.stored(&jobs, error.is_some(), now);
             }
         }
+    }
+
+    /// The statistics of `stats`, `/metrics` and `/status`.
+    fn stats(&self) -> StatsReport {
+        let now = now_ms();
+        let mut report = self.state.stats(now);
+        report.server.uptime_seconds = now.saturating_sub(self.info.started_ms) / 1000;
+        (report.server.bytes_in, report.server.bytes_out) = self.info.traffic.totals();
+        report
     }
 
     fn begin_graceful_shutdown(&mut self) {

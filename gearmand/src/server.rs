@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::config::{Config, QueueConfig, ThreadModel};
+use crate::connection;
 use crate::event::Event;
 use crate::io_thread::{self, NewConnection};
 use crate::listener;
@@ -22,6 +24,7 @@ use crate::processor::{self, Exit, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
 use crate::queue::{QueueStore, StoredJob};
+use crate::stats::Traffic;
 use crate::system;
 
 /// Events in flight from the I/O threads before their readers wait for the processor.
@@ -74,6 +77,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         done: signals.handle(),
         store: store.as_ref().map(StoreThread::sender),
         replay,
+        traffic: Arc::default(),
     };
     start_threads(parts)?;
     tracing::info!(threads = ?config.threads, "gearmand ready");
@@ -141,6 +145,8 @@ struct Parts {
     store: Option<std::sync::mpsc::Sender<StoreMsg>>,
     /// Jobs read back from the store, for the processor.
     replay: Vec<StoredJob>,
+    /// Byte counters shared by the I/O threads and the processor.
+    traffic: Arc<Traffic>,
 }
 
 impl Parts {
@@ -150,6 +156,8 @@ impl Parts {
             pid: std::process::id(),
             verbose: self.config.verbose_name.clone(),
             shutdown_access: self.config.shutdown_access.clone(),
+            started_ms: processor::now_ms(),
+            traffic: Arc::clone(&self.traffic),
         };
         let done = self.done.clone();
         processor::run(processor::Setup {
@@ -175,9 +183,12 @@ impl Parts {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         io_thread::run(
             accepted,
-            self.events_tx.clone(),
-            self.config.limits,
-            self.config.max_outbox,
+            connection::Context {
+                events: self.events_tx.clone(),
+                limits: self.config.limits,
+                max_outbox: self.config.max_outbox,
+                traffic: Arc::clone(&self.traffic),
+            },
         )
     }
 }

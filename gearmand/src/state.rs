@@ -18,7 +18,7 @@ use gearman_shared::protocol::{
 };
 
 pub use admin::DropOutcome;
-pub use function::Function;
+pub use function::{Counters, Function};
 pub use job::{Job, JobId, JobState, UniqueKey};
 pub use peer::{Ability, Peer, PeerInfo};
 
@@ -200,6 +200,7 @@ impl State {
                         handle: h,
                         data: data.clone(),
                     });
+                    self.count_job(id, |c| c.completed += 1);
                     self.remove_job(id);
                 } else {
                     self.job_not_found(conn, "Job given in work result not found");
@@ -262,6 +263,9 @@ impl State {
             if let JobState::Running(worker) = job.state {
                 if let Some(peer) = self.peers.get_mut(&worker) {
                     peer.running.retain(|&j| j != id);
+                }
+                if let Some(f) = self.functions.get_mut(&job.function) {
+                    f.counters.timed_out += 1;
                 }
                 self.log.push(format!(
                     "job {} timed out on its worker, requeued",
@@ -370,7 +374,12 @@ impl State {
             return;
         }
         let background = s.mode == JobMode::Background;
-        let id = self.create_job(s, index_key, background, None);
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.is_client = true;
+        }
+        let function = s.function.clone();
+        let id = self.create_job(s, index_key, background, None, now);
+        self.count(&function, |c| c.submitted += 1);
         if !background {
             self.attach_client(conn, id);
         }
@@ -417,6 +426,7 @@ impl State {
         index_key: Option<IndexKey>,
         stored: bool,
         store_key: Option<Bytes>,
+        now: u64,
     ) -> JobId {
         self.last_job += 1;
         let id = JobId(self.last_job);
@@ -453,6 +463,7 @@ impl State {
                 stored,
                 store_key,
                 awaiting: Vec::new(),
+                created_ms: now,
             },
         );
         id
@@ -537,8 +548,22 @@ impl State {
                 epoch: (stored.when != 0).then_some(stored.when),
                 reducer: None,
             };
-            let id = self.create_job(submit, index_key, true, Some(stored.key));
+            let id = self.create_job(submit, index_key, true, Some(stored.key), now);
             self.activate(id, now);
+        }
+    }
+
+    fn count(&mut self, function: &[u8], bump: impl FnOnce(&mut Counters)) {
+        if let Some(f) = self.functions.get_mut(function) {
+            bump(&mut f.counters);
+        }
+    }
+
+    fn count_job(&mut self, id: JobId, bump: impl FnOnce(&mut Counters)) {
+        if let Some(job) = self.jobs.get(&id) {
+            if let Some(f) = self.functions.get_mut(&job.function) {
+                bump(&mut f.counters);
+            }
         }
     }
 
@@ -779,6 +804,9 @@ impl State {
         job.numerator = 0;
         job.denominator = 0;
         job.retries += 1;
+        if let Some(f) = self.functions.get_mut(&job.function) {
+            f.counters.retried += 1;
+        }
         if job.ignore {
             self.remove_job(id);
             return;
@@ -791,6 +819,7 @@ impl State {
                 String::from_utf8_lossy(&handle)
             ));
             self.forward(id, |h| Response::WorkFail { handle: h });
+            self.count_job(id, |c| c.failed += 1);
             self.remove_job(id);
             return;
         }
@@ -851,6 +880,7 @@ impl State {
             return;
         };
         self.forward(id, |handle| Response::WorkFail { handle });
+        self.count_job(id, |c| c.failed += 1);
         self.remove_job(id);
     }
 
@@ -880,6 +910,7 @@ impl State {
                 self.out.emit(client, Outgoing::Packet(response));
             }
         }
+        self.count_job(id, |c| c.exceptions += 1);
         self.remove_job(id);
     }
 

@@ -9,6 +9,7 @@
 pub mod client;
 pub mod command;
 pub mod reply;
+pub mod stats;
 
 pub use client::{AdminClient, AdminError};
 pub use command::{parse, AdminCommand, Parsed, MAX_TOKENS};
@@ -16,3 +17,4 @@ pub use reply::{
     ErrorReply, FunctionPriorityStatus, FunctionStatus, JobInfo, Reply, ReplyError, ReplyShape,
     UniqueJob, WorkerInfo,
 };
+pub use stats::{FunctionStats, ServerStats, StatsReport};

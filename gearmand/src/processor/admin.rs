@@ -86,10 +86,7 @@ impl Processor {
                 }
             }
             AdminCommand::Shutdown { graceful } => self.shutdown(conn, graceful, &mut out),
-            AdminCommand::Stats => ErrorReply::UnknownCommand {
-                token: Bytes::from_static(b"stats"),
-            }
-            .render(&mut out),
+            AdminCommand::Stats => self.stats().render(&mut out),
         }
         self.text(conn, out.to_vec());
     }

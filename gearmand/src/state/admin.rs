@@ -1,11 +1,69 @@
 //! What the admin text commands read from and change in the job state.
 
 use bytes::Bytes;
-use gearman_shared::admin::{FunctionPriorityStatus, FunctionStatus, JobInfo, WorkerInfo};
+use gearman_shared::admin::{
+    FunctionPriorityStatus, FunctionStats, FunctionStatus, JobInfo, ServerStats, StatsReport,
+    WorkerInfo,
+};
 use gearman_shared::protocol::{Priority, Response};
 
 use super::{JobState, State};
-use crate::event::Outgoing;
+use crate::event::{ConnId, Outgoing};
+
+impl State {
+    /// Marks a connection as having used the admin protocol (statistics).
+    pub fn mark_admin(&mut self, conn: ConnId) {
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.is_admin = true;
+        }
+    }
+
+    /// Counters and gauges for `stats`, `/metrics` and `/status`; the caller fills in
+    /// uptime and traffic, which the state does not see.
+    pub fn stats(&self, now: u64) -> StatsReport {
+        let peers = self.peers.values();
+        let server = ServerStats {
+            connections: self.peers.len() as u64,
+            workers: peers.clone().filter(|p| !p.abilities.is_empty()).count() as u64,
+            clients: peers.clone().filter(|p| p.is_client).count() as u64,
+            admins: peers.filter(|p| p.is_admin).count() as u64,
+            jobs: self.jobs.len() as u64,
+            ..ServerStats::default()
+        };
+        let mut functions: Vec<FunctionStats> = self
+            .functions
+            .iter()
+            .map(|(name, f)| {
+                let oldest = f
+                    .queues
+                    .iter()
+                    .filter_map(|q| q.front())
+                    .filter_map(|id| self.jobs.get(id))
+                    .map(|j| j.created_ms)
+                    .min();
+                let c = f.counters;
+                FunctionStats {
+                    name: name.clone(),
+                    submitted: c.submitted,
+                    completed: c.completed,
+                    failed: c.failed,
+                    exceptions: c.exceptions,
+                    retried: c.retried,
+                    timed_out: c.timed_out,
+                    cancelled: c.cancelled,
+                    queued_high: f.queued(Priority::High) as u64,
+                    queued_normal: f.queued(Priority::Normal) as u64,
+                    queued_low: f.queued(Priority::Low) as u64,
+                    running: f.running as u64,
+                    workers: f.workers.len() as u64,
+                    oldest_queued_ms: oldest.map(|created| now.saturating_sub(created)),
+                }
+            })
+            .collect();
+        functions.sort_by(|a, b| a.name.cmp(&b.name));
+        StatsReport { server, functions }
+    }
+}
 
 /// Outcome of `drop function` for one matching function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +191,7 @@ impl State {
             return false;
         };
         self.unstore(id);
+        self.count_job(id, |c| c.cancelled += 1);
         if let Some(job) = self.jobs.get_mut(&id) {
             for &client in &job.clients {
                 self.out.emit(

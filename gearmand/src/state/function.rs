@@ -7,6 +7,25 @@ use gearman_shared::protocol::Priority;
 use super::job::JobId;
 use crate::event::ConnId;
 
+/// What happened to a function's jobs since it was created.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Counters {
+    /// Jobs created.
+    pub submitted: u64,
+    /// WORK_COMPLETE.
+    pub completed: u64,
+    /// WORK_FAIL, or failed by the server.
+    pub failed: u64,
+    /// WORK_EXCEPTION.
+    pub exceptions: u64,
+    /// Put back in the queue.
+    pub retried: u64,
+    /// CAN_DO_TIMEOUT expiries.
+    pub timed_out: u64,
+    /// Cancelled by an admin.
+    pub cancelled: u64,
+}
+
 /// A function known to the server.
 #[derive(Debug, Default)]
 pub struct Function {
@@ -25,6 +44,8 @@ pub struct Function {
     pub wake_start: usize,
     /// `maxqueue` limits per priority; 0 = unlimited.
     pub max_queue: [u32; 3],
+    /// Statistics.
+    pub counters: Counters,
 }
 
 impl Function {

@@ -88,6 +88,8 @@ pub struct Job {
     pub store_key: Bytes,
     /// Connections whose JOB_CREATED waits for the job to be stored.
     pub awaiting: Vec<ConnId>,
+    /// When it was created (ms since the epoch), for the age of the oldest queued job.
+    pub created_ms: u64,
 }
 
 impl Job {

@@ -41,6 +41,10 @@ pub struct Peer {
     pub running: Vec<JobId>,
     /// Foreground jobs it waits for.
     pub attached: Vec<JobId>,
+    /// Has submitted a job (statistics).
+    pub is_client: bool,
+    /// Has sent an admin command (statistics).
+    pub is_admin: bool,
 }
 
 impl Peer {
@@ -55,6 +59,8 @@ impl Peer {
             client_id: Bytes::from_static(b"-"),
             running: Vec::new(),
             attached: Vec::new(),
+            is_client: false,
+            is_admin: false,
         }
     }
 

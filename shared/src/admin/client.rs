@@ -198,6 +198,12 @@ impl AdminClient {
         }
     }
 
+    /// `stats` (our server's extension), parsed.
+    pub fn stats_report(&mut self) -> Result<super::StatsReport, AdminError> {
+        let lines = self.stats()?;
+        super::StatsReport::parse(&lines).map_err(AdminError::Reply)
+    }
+
     /// `version`: the server's version string.
     pub fn version(&mut self) -> Result<String, AdminError> {
         self.value(&AdminCommand::Version)
