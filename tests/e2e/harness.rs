@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -719,8 +720,9 @@ impl ChildGuard {
             }
             thread::sleep(Duration::from_millis(20));
         };
-        let stdout = out.join().unwrap_or_default();
-        let stderr = err.join().unwrap_or_default();
+        // A grandchild may still hold the pipes open: do not wait for EOF forever.
+        let stdout = out.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
+        let stderr = err.recv_timeout(Duration::from_secs(2)).unwrap_or_default();
         match status {
             Some(status) => Output {
                 status,
@@ -737,12 +739,14 @@ impl ChildGuard {
     }
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+fn drain(mut r: impl Read + Send + 'static) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut v = Vec::new();
         let _ = r.read_to_end(&mut v);
-        v
-    })
+        let _ = tx.send(v);
+    });
+    rx
 }
 
 impl Drop for ChildGuard {
