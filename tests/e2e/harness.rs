@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -61,9 +61,47 @@ pub fn gearmand_bin() -> PathBuf {
     profile_dir.join("gearmand")
 }
 
-/// True when the suite runs against a binary other than ours (e.g. the C server).
-pub fn foreign_server() -> bool {
-    std::env::var_os("GEARMAND_BIN").is_some()
+/// Fails when our binary is older than one of its source files: `cargo test` does not rebuild
+/// another package's binary, and a stale one would make every result meaningless. Cargo's
+/// dep-info file next to the binary lists exactly the files it was built from.
+fn check_fresh(bin: &Path) {
+    static FRESH: OnceLock<Result<(), String>> = OnceLock::new();
+    let verdict = FRESH.get_or_init(|| {
+        let (Ok(dep_info), Ok(built)) = (
+            fs::read_to_string(bin.with_extension("d")),
+            fs::metadata(bin).and_then(|m| m.modified()),
+        ) else {
+            return Ok(());
+        };
+        // `target: dep dep ...`, spaces inside paths escaped as `\ `.
+        let deps = dep_info
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .replace("\\ ", "\0");
+        let newer = deps
+            .split_once(": ")
+            .map(|(_, list)| list)
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|p| PathBuf::from(p.replace('\0', " ")))
+            .find(|p| {
+                fs::metadata(p)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t > built)
+            });
+        match newer {
+            Some(p) => Err(format!(
+                "{} is older than its source {}: rebuild it with `cargo build --workspace --bins`",
+                bin.display(),
+                p.display()
+            )),
+            None => Ok(()),
+        }
+    });
+    if let Err(why) = verdict {
+        panic!("{why}");
+    }
 }
 
 fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
@@ -78,7 +116,7 @@ fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "server did not accept connections within {START_TIMEOUT:?}"
+                "server did not answer ECHO within {START_TIMEOUT:?}"
             ));
         }
         thread::sleep(Duration::from_millis(20));
@@ -126,6 +164,9 @@ impl Server {
              (or point GEARMAND_BIN at a server binary)",
             bin.display()
         );
+        if std::env::var_os("GEARMAND_BIN").is_none() {
+            check_fresh(&bin);
+        }
         let dir = std::env::temp_dir().join(format!(
             "gearman-e2e-{}-{}",
             std::process::id(),
