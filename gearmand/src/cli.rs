@@ -90,7 +90,8 @@ pub struct Cli {
     #[arg(short = 'P', long, value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
 
-    /// Load protocol module (http).
+    /// Load protocol module: `http` serves job submission, /metrics and /status on
+    /// --http-port.
     #[arg(short = 'r', long, value_name = "MODULE")]
     pub protocol: Vec<String>,
 
@@ -164,6 +165,10 @@ pub struct Cli {
         help_heading = "HTTP"
     )]
     pub http_port: u16,
+
+    /// Largest HTTP request body accepted (bytes); larger ones get 413.
+    #[arg(long, default_value_t = 64 * 1024 * 1024, value_name = "BYTES", help_heading = "HTTP")]
+    pub http_max_body: usize,
 
     /// Port the server should listen on (also read from GEARMAND_PORT).
     #[arg(

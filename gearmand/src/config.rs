@@ -216,6 +216,17 @@ pub struct Config {
     pub check_only: bool,
     /// `-q` and its options.
     pub queue: QueueConfig,
+    /// `-r http`: the HTTP listener.
+    pub http: Option<HttpConfig>,
+}
+
+/// The HTTP protocol's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `--http-port`.
+    pub port: u16,
+    /// `--http-max-body`.
+    pub max_body: usize,
 }
 
 /// A configuration problem, reported as `gearmand: <message>`.
@@ -230,9 +241,6 @@ pub enum ConfigError {
     /// `-r` with a module we do not have.
     #[error("Unknown protocol module : {0}")]
     Protocol(String),
-    /// `-r http`, whose module is not built yet.
-    #[error("Protocol module http is not available in this version yet")]
-    HttpUnavailable,
     /// `-q` with a queue we do not have.
     #[error("Error while initializing the queue : {0}")]
     Queue(String),
@@ -264,13 +272,15 @@ impl Config {
         if cli.hashtable_buckets == 0 {
             return Err(ConfigError::HashtableBuckets);
         }
-        if let Some(module) = cli.protocol.first() {
-            return Err(if module.eq_ignore_ascii_case("http") {
-                ConfigError::HttpUnavailable
-            } else {
-                ConfigError::Protocol(module.clone())
-            });
+        for module in &cli.protocol {
+            if !module.eq_ignore_ascii_case("http") {
+                return Err(ConfigError::Protocol(module.clone()));
+            }
         }
+        let http = (!cli.protocol.is_empty()).then_some(HttpConfig {
+            port: cli.http_port,
+            max_body: cli.http_max_body,
+        });
         let queue = match cli.queue_type.to_ascii_lowercase().as_str() {
             "builtin" => QueueConfig::Builtin,
             "libsqlite3" => match &cli.libsqlite3_db {
@@ -345,6 +355,7 @@ impl Config {
             shutdown_access,
             check_only: cli.check_args,
             queue,
+            http,
         })
     }
 }

@@ -37,6 +37,10 @@ pub enum Event {
     Disconnected { conn: ConnId },
     /// SIGUSR1 or `shutdown graceful`: stop accepting, exit once no job is left.
     GracefulShutdown,
+    /// `/metrics` or `/status` asks for the statistics.
+    Stats {
+        reply: Sender<gearman_shared::admin::StatsReport>,
+    },
     /// The store thread wrote a batch: these added jobs are durable, unless `error`.
     Stored {
         jobs: Vec<crate::state::JobId>,

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod event;
+pub mod http;
 pub mod io_thread;
 pub mod listener;
 pub mod logging;

@@ -177,6 +177,9 @@ impl Processor {
                 self.closed.push(conn);
             }
             Event::GracefulShutdown => self.begin_graceful_shutdown(),
+            Event::Stats { reply } => {
+                let _ = reply.try_send(self.stats());
+            }
             Event::Stored { jobs, error } => {
                 if let Some(error) = &error {
                     tracing::error!(jobs = jobs.len(), %error, "background jobs refused: store failed");

@@ -17,6 +17,7 @@ use signal_hook::iterator::{Handle, Signals};
 use crate::config::{Config, QueueConfig, ThreadModel};
 use crate::connection;
 use crate::event::Event;
+use crate::http;
 use crate::io_thread::{self, NewConnection};
 use crate::listener;
 use crate::logging;
@@ -43,6 +44,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     system::set_limits(&config)?;
     let listeners = listener::bind(config.listen.as_deref(), config.port, config.backlog)?;
+    let http_listeners = match &config.http {
+        Some(http) => listener::bind(config.listen.as_deref(), http.port, config.backlog)?,
+        None => Vec::new(),
+    };
     if config.daemon {
         // Before any thread exists: fork() keeps only the calling thread.
         system::daemonize()?;
@@ -67,6 +72,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let (stop_tx, stop_rx) = channel::bounded(1);
+    let stop_rx_for_http = stop_rx.clone();
     let parts = Parts {
         listeners,
         events_tx: events_tx.clone(),
@@ -80,6 +86,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         traffic: Arc::default(),
     };
     start_threads(parts)?;
+    if let Some(http) = config.http {
+        let context = http::HttpContext::new(events_tx.clone(), http.max_body);
+        for listener in http_listeners {
+            let serve = http::run(listener, context.clone(), stop_rx_for_http.clone());
+            spawn("gearmand-http".into(), move || block_on(serve))?;
+        }
+    }
     tracing::info!(threads = ?config.threads, "gearmand ready");
     for signal in signals.forever() {
         match signal {
