@@ -43,6 +43,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         return Ok(());
     }
     system::set_limits(&config)?;
+    // Before the port opens, so a signal that comes right after is never fatal.
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
+        .context("cannot install signal handlers")?;
     let listeners = listener::bind(config.listen.as_deref(), config.port, config.backlog)?;
     let http_listeners = match &config.http {
         Some(http) => listener::bind(config.listen.as_deref(), http.port, config.backlog)?,
@@ -59,8 +62,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     if let Some(user) = &user {
         system::switch_user(user)?;
     }
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
-        .context("cannot install signal handlers")?;
     let mut config = config;
     config.state.session = session_id();
     let (events_tx, events_rx) = channel::bounded(EVENT_QUEUE);
