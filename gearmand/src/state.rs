@@ -378,7 +378,7 @@ impl State {
             peer.is_client = true;
         }
         let function = s.function.clone();
-        let id = self.create_job(s, index_key, background, None, now);
+        let id = self.create_job(s, true, background, None, now);
         self.count(&function, |c| c.submitted += 1);
         if !background {
             self.attach_client(conn, id);
@@ -418,16 +418,37 @@ impl State {
         }
     }
 
-    /// Creates a job (not yet queued) and indexes it. `store_key` is given for replayed
-    /// jobs; new ones get theirs from their unique.
+    /// Creates a job (not yet queued) and, with `index`, makes it the one its unique
+    /// coalesces onto. `store_key` is given for replayed jobs; new ones get theirs from
+    /// their unique.
     fn create_job(
         &mut self,
         s: SubmitJob,
-        index_key: Option<IndexKey>,
+        index: bool,
         stored: bool,
         store_key: Option<Bytes>,
         now: u64,
     ) -> JobId {
+        // The submission's fields are slices of a connection's read buffer; a job that
+        // stays queued must not pin that whole buffer, so it gets its own compact copies
+        // and shares its function's name with the function table.
+        let function = match self.functions.get_key_value(&s.function) {
+            Some((name, _)) => name.clone(),
+            None => Bytes::copy_from_slice(&s.function),
+        };
+        let s = SubmitJob {
+            function,
+            unique: Bytes::copy_from_slice(&s.unique),
+            data: Bytes::copy_from_slice(&s.data),
+            reducer: s.reducer.as_deref().map(Bytes::copy_from_slice),
+            ..s
+        };
+        let index_key = UniqueKey::of(&s.unique, &s.data)
+            .map(|key| IndexKey {
+                function: s.function.clone(),
+                key,
+            })
+            .filter(|_| index);
         self.last_job += 1;
         let id = JobId(self.last_job);
         let handle = self.make_handle(id);
@@ -532,12 +553,13 @@ impl State {
     pub fn replay(&mut self, jobs: Vec<StoredJob>, now: u64) {
         for stored in jobs {
             let unique = queue::unique_of_key(&stored.key);
-            let index_key = UniqueKey::of(&unique, &stored.data)
-                .map(|key| IndexKey {
+            // Two stored `-` jobs may carry the same data: the first one coalesces.
+            let index = UniqueKey::of(&unique, &stored.data).is_none_or(|key| {
+                !self.uniques.contains_key(&IndexKey {
                     function: stored.function.clone(),
                     key,
                 })
-                .filter(|k| !self.uniques.contains_key(k));
+            });
             self.functions.entry(stored.function.clone()).or_default();
             let submit = SubmitJob {
                 function: stored.function,
@@ -548,7 +570,7 @@ impl State {
                 epoch: (stored.when != 0).then_some(stored.when),
                 reducer: None,
             };
-            let id = self.create_job(submit, index_key, true, Some(stored.key), now);
+            let id = self.create_job(submit, index, true, Some(stored.key), now);
             self.activate(id, now);
         }
     }
