@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::error::ErrorKind;
 use clap::Parser;
+use gearman_shared::protocol::{DEFAULT_MAX_PACKET_SIZE, DEFAULT_MAX_TEXT_LINE};
 
 /// Verbosity names the C server accepts (case-sensitive), most to least severe.
 pub const VERBOSE_LEVELS: [&str; 8] = [
@@ -139,6 +140,33 @@ pub struct Cli {
     /// or a comma-separated list of addresses and CIDR ranges.
     #[arg(long, default_value = "loopback", value_name = "WHO")]
     pub allow_shutdown_from: String,
+
+    /// Largest packet payload accepted (bytes); a larger size field closes the connection.
+    #[arg(long, default_value_t = DEFAULT_MAX_PACKET_SIZE, value_name = "BYTES", help_heading = "Limits")]
+    pub max_packet_size: usize,
+
+    /// Longest admin text line accepted (bytes); a longer one closes the connection.
+    #[arg(long, default_value_t = DEFAULT_MAX_TEXT_LINE, value_name = "BYTES", help_heading = "Limits")]
+    pub max_admin_line: usize,
+
+    /// Most simultaneous connections; further ones are closed at once (0 = no limit
+    /// beyond the descriptor limit).
+    #[arg(long, default_value_t = 0, value_name = "N", help_heading = "Limits")]
+    pub max_connections: usize,
+
+    /// Output bytes waiting for one connection before it is dropped as not reading.
+    #[arg(long, default_value_t = 2 * DEFAULT_MAX_PACKET_SIZE, value_name = "BYTES", help_heading = "Limits")]
+    pub max_outbox: usize,
+
+    /// Seconds a connection may sit on an incomplete packet or line before it is closed
+    /// (0 = never). Idle connections with nothing half-sent are never closed.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECS",
+        help_heading = "Limits"
+    )]
+    pub partial_timeout: u64,
 
     /// SQLite database file for `-q libsqlite3`.
     #[arg(long, value_name = "FILE", help_heading = "libsqlite3")]

@@ -198,6 +198,10 @@ pub struct Config {
     pub limits: Limits,
     /// Bytes queued for one connection before it is dropped as not reading.
     pub max_outbox: usize,
+    /// Most simultaneous connections; 0 = no limit.
+    pub max_connections: usize,
+    /// How long an incomplete frame may wait for its rest.
+    pub partial_timeout: Option<std::time::Duration>,
     /// `-d`.
     pub daemon: bool,
     /// `-f`.
@@ -320,7 +324,10 @@ impl Config {
             .job_handle_prefix
             .clone()
             .unwrap_or_else(|| format!("H:{}", gethostname::gethostname().to_string_lossy()));
-        let limits = Limits::default();
+        let limits = Limits {
+            max_packet_size: cli.max_packet_size,
+            max_text_line: cli.max_admin_line.max(2),
+        };
         Ok(Config {
             listen: cli.listen.clone(),
             port: cli.port,
@@ -344,7 +351,10 @@ impl Config {
                 .pid_file
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_PID_FILE)),
-            max_outbox: 2 * limits.max_packet_size,
+            max_outbox: cli.max_outbox,
+            max_connections: cli.max_connections,
+            partial_timeout: (cli.partial_timeout > 0)
+                .then(|| std::time::Duration::from_secs(cli.partial_timeout)),
             limits,
             daemon: cli.daemon,
             file_descriptors: cli.file_descriptors,

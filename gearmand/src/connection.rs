@@ -4,6 +4,7 @@
 use std::net::Shutdown;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_std::channel::{Receiver, Sender};
 use async_std::net::TcpStream;
@@ -37,6 +38,8 @@ pub struct Context {
     pub max_outbox: usize,
     /// Byte counters for statistics.
     pub traffic: Arc<Traffic>,
+    /// How long an incomplete frame may wait for its rest.
+    pub partial_timeout: Option<Duration>,
 }
 
 /// Serves one connection until both directions are done.
@@ -46,6 +49,7 @@ pub async fn serve(stream: TcpStream, conn: ConnId, context: Context) {
         limits,
         max_outbox,
         traffic,
+        partial_timeout,
     } = context;
     let address = stream
         .peer_addr()
@@ -65,7 +69,7 @@ pub async fn serve(stream: TcpStream, conn: ConnId, context: Context) {
         return;
     }
     futures::join!(
-        read_side(&stream, conn, &events, limits, &traffic),
+        read_side(&stream, conn, &events, limits, &traffic, partial_timeout),
         write_side(&stream, conn, replies, max_outbox, &traffic)
     );
     tracing::info!(conn = conn.0, "closed connection");
@@ -79,6 +83,7 @@ async fn read_side(
     events: &Sender<Event>,
     limits: Limits,
     traffic: &Traffic,
+    partial_timeout: Option<Duration>,
 ) {
     let mut buf = BytesMut::with_capacity(MIN_READ);
     loop {
@@ -86,7 +91,24 @@ async fn read_side(
         let room = (buf.capacity() - start).clamp(MIN_READ, MAX_READ);
         buf.resize(start + room, 0);
         let mut reader = stream;
-        let read = reader.read(&mut buf[start..]).await;
+        let read = reader.read(&mut buf[start..]);
+        // Only a connection holding half a frame is on the clock: sleeping workers and
+        // idle clients may stay as long as they like.
+        let read = match partial_timeout.filter(|_| start > 0) {
+            Some(limit) => match async_std::future::timeout(limit, read).await {
+                Ok(read) => read,
+                Err(_) => {
+                    tracing::warn!(
+                        conn = conn.0,
+                        bytes = start,
+                        "incomplete frame timed out, closing"
+                    );
+                    let _ = stream.shutdown(Shutdown::Both);
+                    break;
+                }
+            },
+            None => read.await,
+        };
         let n = match read {
             Ok(0) => {
                 buf.truncate(start);

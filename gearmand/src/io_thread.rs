@@ -1,6 +1,9 @@
 //! An I/O thread's event loop: it owns the connections handed to it and runs them all
 //! concurrently on this one thread.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use async_std::channel::Receiver;
 use async_std::net::TcpStream;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -9,8 +12,30 @@ use futures::FutureExt;
 use crate::connection;
 use crate::event::ConnId;
 
-/// A socket accepted by the listener, on its way to an I/O thread.
-pub type NewConnection = (ConnId, TcpStream);
+/// A socket accepted by the listener, on its way to an I/O thread, with its place in
+/// the connection count (given back when the connection ends).
+pub type NewConnection = (ConnId, TcpStream, Slot);
+
+/// One counted connection; dropping it frees the place.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a place if fewer than `max` are taken (`max == 0`: no limit).
+    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        let taken = open.fetch_add(1, Ordering::AcqRel);
+        if max > 0 && taken >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(Arc::clone(open)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Runs connections until the listener is gone and every connection has ended.
 pub async fn run(accepted: Receiver<NewConnection>, context: connection::Context) {
@@ -18,8 +43,9 @@ pub async fn run(accepted: Receiver<NewConnection>, context: connection::Context
     loop {
         futures::select! {
             next = accepted.recv().fuse() => match next {
-                Ok((conn, stream)) => {
-                    connections.push(connection::serve(stream, conn, context.clone()))
+                Ok((conn, stream, slot)) => {
+                    let serve = connection::serve(stream, conn, context.clone());
+                    connections.push(serve.map(move |()| drop(slot)))
                 }
                 Err(_) => break,
             },

@@ -2,6 +2,8 @@
 //! round-robin.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_std::channel::{Receiver, Sender};
@@ -12,7 +14,7 @@ use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::config::Keepalive;
 use crate::event::ConnId;
-use crate::io_thread::NewConnection;
+use crate::io_thread::{NewConnection, Slot};
 
 /// Binds `-L`/`-p` with the given backlog: every address the name resolves to, or all
 /// IPv4 and IPv6 addresses when no `-L` is given.
@@ -69,7 +71,9 @@ pub async fn run(
     io_threads: Vec<Sender<NewConnection>>,
     stop: Receiver<()>,
     keepalive: Option<Keepalive>,
+    max_connections: usize,
 ) {
+    let open = Arc::new(AtomicUsize::new(0));
     let listeners: Vec<TcpListener> = listeners.into_iter().map(TcpListener::from).collect();
     let mut incoming = stream::select_all(listeners.iter().map(|l| l.incoming().boxed()));
     let mut next_id = 0u64;
@@ -78,6 +82,11 @@ pub async fn run(
         futures::select! {
             accepted = incoming.next().fuse() => match accepted {
                 Some(Ok(stream)) => {
+                    let Some(slot) = Slot::take(&open, max_connections) else {
+                        tracing::warn!(max_connections, "connection limit reached, refusing a connection");
+                        let _ = stream.shutdown(std::net::Shutdown::Both);
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     if let Some(keepalive) = &keepalive {
                         if let Err(e) = set_keepalive(&stream, keepalive) {
@@ -87,7 +96,7 @@ pub async fn run(
                     next_id += 1;
                     let target = &io_threads[next_thread % io_threads.len()];
                     next_thread = next_thread.wrapping_add(1);
-                    if target.send((ConnId(next_id), stream)).await.is_err() {
+                    if target.send((ConnId(next_id), stream, slot)).await.is_err() {
                         break;
                     }
                 }

@@ -202,6 +202,7 @@ impl Parts {
                 limits: self.config.limits,
                 max_outbox: self.config.max_outbox,
                 traffic: Arc::clone(&self.traffic),
+                partial_timeout: self.config.partial_timeout,
             },
         )
     }
@@ -230,6 +231,7 @@ fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
         io_senders,
         parts.stop_rx.clone(),
         parts.config.keepalive,
+        parts.config.max_connections,
     );
     match parts.config.threads {
         ThreadModel::Single => {
