@@ -19,6 +19,7 @@ mod epoch;
 mod grab;
 mod interop_c;
 mod interop_gear;
+mod persistence;
 mod retries;
 mod signals;
 mod status;
