@@ -136,6 +136,11 @@ pub struct Cli {
     #[arg(short = 'w', long, default_value_t = 0, value_name = "N")]
     pub worker_wakeup: u32,
 
+    /// Access-control file: who may register, submit and run admin commands (see the
+    /// README); reloaded on SIGHUP. Without it everything is allowed.
+    #[arg(long, value_name = "FILE")]
+    pub acl: Option<PathBuf>,
+
     /// Who may use the `shutdown` admin commands: `loopback` (default), `any`, `none`,
     /// or a comma-separated list of addresses and CIDR ranges.
     #[arg(long, default_value = "loopback", value_name = "WHO")]
@@ -184,6 +189,144 @@ pub struct Cli {
     /// Keep background jobs in memory while running and store them at shutdown only.
     #[arg(long, help_heading = "libsqlite3")]
     pub store_queue_on_shutdown: bool,
+
+    /// PostgreSQL connection string for `-q libpq` / `-q Postgres`: libpq `keyword=value`
+    /// pairs (host, hostaddr, port, user, password, dbname, connect_timeout, sslmode,
+    /// application_name) or a postgres:// URI.
+    #[arg(
+        long,
+        default_value = "",
+        value_name = "CONNINFO",
+        help_heading = "libpq"
+    )]
+    pub libpq_conninfo: String,
+
+    /// Table to use.
+    #[arg(
+        long,
+        default_value = "queue",
+        value_name = "TABLE",
+        help_heading = "libpq"
+    )]
+    pub libpq_table: String,
+
+    /// MySQL/MariaDB host for `-q libdrizzle` / `-q MySQL`.
+    #[arg(
+        long,
+        alias = "mysql-host",
+        default_value = "localhost",
+        value_name = "HOST",
+        help_heading = "libdrizzle (MySQL)"
+    )]
+    pub libdrizzle_host: String,
+
+    /// Port of the server.
+    #[arg(
+        long,
+        alias = "mysql-port",
+        default_value_t = 3306,
+        value_name = "PORT",
+        help_heading = "libdrizzle (MySQL)"
+    )]
+    pub libdrizzle_port: u16,
+
+    /// Unix socket of the server, used instead of host and port.
+    #[arg(long, value_name = "PATH", help_heading = "libdrizzle (MySQL)")]
+    pub libdrizzle_uds: Option<PathBuf>,
+
+    /// User name (default root).
+    #[arg(
+        long,
+        alias = "mysql-user",
+        value_name = "USER",
+        help_heading = "libdrizzle (MySQL)"
+    )]
+    pub libdrizzle_user: Option<String>,
+
+    /// User password.
+    #[arg(
+        long,
+        alias = "mysql-password",
+        default_value = "",
+        value_name = "PASSWORD",
+        help_heading = "libdrizzle (MySQL)"
+    )]
+    pub libdrizzle_password: String,
+
+    /// Database (default gearman with -q libdrizzle; required with -q MySQL).
+    #[arg(
+        long,
+        alias = "mysql-db",
+        value_name = "DB",
+        help_heading = "libdrizzle (MySQL)"
+    )]
+    pub libdrizzle_db: Option<String>,
+
+    /// Table (default queue with -q libdrizzle, gearman_queue with -q MySQL).
+    #[arg(
+        long,
+        alias = "mysql-table",
+        value_name = "TABLE",
+        help_heading = "libdrizzle (MySQL)"
+    )]
+    pub libdrizzle_table: Option<String>,
+
+    /// Accepted for compatibility: the MySQL protocol is always used.
+    #[arg(long, help_heading = "libdrizzle (MySQL)")]
+    pub libdrizzle_mysql: bool,
+
+    /// memcached servers for `-q libmemcached`: HOST[:PORT], comma-separated.
+    #[arg(long, value_name = "SERVERS", help_heading = "libmemcached")]
+    pub libmemcached_servers: Option<String>,
+
+    /// Prefix of the keys.
+    #[arg(
+        long,
+        default_value = "gear_",
+        value_name = "PREFIX",
+        help_heading = "libmemcached"
+    )]
+    pub libmemcached_prefix: String,
+
+    /// Redis server for `-q redis`.
+    #[arg(
+        long,
+        default_value = "127.0.0.1",
+        value_name = "HOST",
+        help_heading = "redis"
+    )]
+    pub redis_server: String,
+
+    /// Redis server port.
+    #[arg(
+        long,
+        default_value_t = 6379,
+        value_name = "PORT",
+        help_heading = "redis"
+    )]
+    pub redis_port: u16,
+
+    /// Redis server password.
+    #[arg(long, value_name = "PASSWORD", help_heading = "redis")]
+    pub redis_password: Option<String>,
+
+    /// Prefix of the keys.
+    #[arg(
+        long,
+        default_value = "_gear_",
+        value_name = "PREFIX",
+        help_heading = "redis"
+    )]
+    pub redis_prefix: String,
+
+    /// Tokyo Cabinet database for `-q libtokyocabinet` (the suffix picks the kind:
+    /// .tch hash, .tcb B+ tree).
+    #[arg(long, value_name = "FILE", help_heading = "libtokyocabinet")]
+    pub libtokyocabinet_file: Option<PathBuf>,
+
+    /// Optimize the database file when opening it.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set, value_name = "BOOL", help_heading = "libtokyocabinet")]
+    pub libtokyocabinet_optimize: bool,
 
     /// Port to listen on for the HTTP protocol (with -r http).
     #[arg(

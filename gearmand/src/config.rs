@@ -8,6 +8,7 @@ use gearman_shared::protocol::Limits;
 
 use crate::cli::{Cli, DEFAULT_LOG_FILE, VERBOSE_LEVELS};
 use crate::state::StateConfig;
+use crate::tls::TlsFiles;
 
 /// The protocol version we answer as, so tools that check it keep working.
 pub const PROTOCOL_VERSION: &str = "1.1.20";
@@ -118,7 +119,7 @@ impl ShutdownAccess {
     }
 }
 
-fn in_network(peer: IpAddr, net: IpAddr, bits: u8) -> bool {
+pub(crate) fn in_network(peer: IpAddr, net: IpAddr, bits: u8) -> bool {
     fn masked(bytes: &[u8], bits: u8) -> Vec<u8> {
         bytes
             .iter()
@@ -154,6 +155,16 @@ pub enum QueueConfig {
         /// `--store-queue-on-shutdown`.
         on_shutdown: bool,
     },
+    /// `libpq` (or `Postgres`).
+    Postgres(crate::queue::postgres::PostgresConfig),
+    /// `libdrizzle` (or `MySQL`).
+    Mysql(crate::queue::mysql::MysqlConfig),
+    /// `libmemcached`.
+    Memcached(crate::queue::memcached::MemcachedConfig),
+    /// `redis`.
+    Redis(crate::queue::redis::RedisConfig),
+    /// `libtokyocabinet`.
+    TokyoCabinet(crate::queue::tokyocabinet::TokyoCabinetConfig),
 }
 
 impl QueueConfig {
@@ -222,6 +233,10 @@ pub struct Config {
     pub queue: QueueConfig,
     /// `-r http`: the HTTP listener.
     pub http: Option<HttpConfig>,
+    /// `--ssl*`: TLS on the job port.
+    pub tls: Option<TlsFiles>,
+    /// `--acl`: the access-control file.
+    pub acl: Option<PathBuf>,
 }
 
 /// The HTTP protocol's settings.
@@ -248,8 +263,8 @@ pub enum ConfigError {
     /// `-q` with a queue we do not have.
     #[error("Error while initializing the queue : {0}")]
     Queue(String),
-    /// `--ssl*`, not available yet.
-    #[error("TLS (--ssl) is not supported by this version yet")]
+    /// `--ssl` without its certificate and key.
+    #[error("--ssl needs --ssl-certificate and --ssl-key")]
     Tls,
     /// `--allow-shutdown-from` that does not parse.
     #[error(
@@ -295,15 +310,23 @@ impl Config {
                 },
                 None => return Err(ConfigError::Queue(cli.queue_type.clone())),
             },
-            _ => return Err(ConfigError::Queue(cli.queue_type.clone())),
+            name => match crate::queue::stores::from_cli(name, cli) {
+                Some(Ok(queue)) => queue,
+                Some(Err(why)) => {
+                    return Err(ConfigError::Queue(format!("{} ({why})", cli.queue_type)))
+                }
+                None => return Err(ConfigError::Queue(cli.queue_type.clone())),
+            },
         };
-        if cli.ssl
-            || cli.ssl_ca_file.is_some()
-            || cli.ssl_certificate.is_some()
-            || cli.ssl_key.is_some()
-        {
-            return Err(ConfigError::Tls);
-        }
+        let tls = match (cli.ssl, &cli.ssl_certificate, &cli.ssl_key) {
+            (false, None, None) if cli.ssl_ca_file.is_none() => None,
+            (_, Some(certificate), Some(key)) => Some(TlsFiles {
+                certificate: absolute(certificate)?,
+                key: absolute(key)?,
+                ca: cli.ssl_ca_file.as_deref().map(absolute).transpose()?,
+            }),
+            _ => return Err(ConfigError::Tls),
+        };
         let shutdown_access = ShutdownAccess::parse(&cli.allow_shutdown_from)?;
         let log = match cli.log_file.as_str() {
             "none" => LogTarget::None,
@@ -366,6 +389,8 @@ impl Config {
             check_only: cli.check_args,
             queue,
             http,
+            tls,
+            acl: cli.acl.as_deref().map(absolute).transpose()?,
         })
     }
 }

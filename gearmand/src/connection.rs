@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use async_std::channel::{Receiver, Sender};
 use async_std::net::TcpStream;
-use async_std::prelude::*;
 use bytes::{Buf, BytesMut};
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::FutureExt;
+use futures_rustls::TlsAcceptor;
 use gearman_shared::protocol::{
     decode, encode, encode_text, ErrorCode, Frame, Limits, ProtocolError, Request, Response,
 };
@@ -18,6 +19,7 @@ use gearman_shared::protocol::{
 use crate::event::{ConnId, Event, Incoming, Outgoing};
 use crate::state::PeerInfo;
 use crate::stats::Traffic;
+use crate::tls;
 
 /// Smallest free space offered to one read.
 const MIN_READ: usize = 4 * 1024;
@@ -40,26 +42,75 @@ pub struct Context {
     pub traffic: Arc<Traffic>,
     /// How long an incomplete frame may wait for its rest.
     pub partial_timeout: Option<Duration>,
+    /// `--ssl`: every connection starts with a TLS handshake.
+    pub tls: Option<TlsAcceptor>,
 }
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves one connection until both directions are done.
 pub async fn serve(stream: TcpStream, conn: ConnId, context: Context) {
+    let address = stream
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|_| "-".into());
+    let fd = i64::from(stream.as_raw_fd());
+    tracing::info!(conn = conn.0, peer = %address, "accepted connection");
+    let Some(acceptor) = context.tls.clone() else {
+        let info = PeerInfo {
+            fd,
+            address,
+            identity: None,
+        };
+        let (mut reader, mut writer) = (&stream, &stream);
+        return run(&stream, &mut reader, &mut writer, conn, info, context).await;
+    };
+    let tls = match async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream.clone()))
+        .await
+    {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::warn!(conn = conn.0, peer = %address, error = %e, "TLS handshake failed, closing");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(conn = conn.0, peer = %address, "TLS handshake timed out, closing");
+            return;
+        }
+    };
+    let identity = tls::peer_identity(tls.get_ref().1);
+    tracing::info!(conn = conn.0, peer = %address, identity = ?identity, "TLS established");
+    let info = PeerInfo {
+        fd,
+        address,
+        identity,
+    };
+    let (mut reader, mut writer) = tls.split();
+    run(&stream, &mut reader, &mut writer, conn, info, context).await;
+}
+
+/// Registers the connection with the processing thread, then reads and writes until
+/// both directions are done. `tcp` is the socket under `reader` and `writer`.
+async fn run<R, W>(
+    tcp: &TcpStream,
+    reader: &mut R,
+    writer: &mut W,
+    conn: ConnId,
+    info: PeerInfo,
+    context: Context,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let Context {
         events,
         limits,
         max_outbox,
         traffic,
         partial_timeout,
+        ..
     } = context;
-    let address = stream
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|_| "-".into());
-    let info = PeerInfo {
-        fd: i64::from(stream.as_raw_fd()),
-        address,
-    };
-    tracing::info!(conn = conn.0, peer = %info.address, "accepted connection");
     let (outbox, replies) = async_std::channel::unbounded();
     if events
         .send(Event::Connected { conn, info, outbox })
@@ -69,16 +120,25 @@ pub async fn serve(stream: TcpStream, conn: ConnId, context: Context) {
         return;
     }
     futures::join!(
-        read_side(&stream, conn, &events, limits, &traffic, partial_timeout),
-        write_side(&stream, conn, replies, max_outbox, &traffic)
+        read_side(
+            tcp,
+            reader,
+            conn,
+            &events,
+            limits,
+            &traffic,
+            partial_timeout
+        ),
+        write_side(tcp, writer, conn, replies, max_outbox, &traffic)
     );
     tracing::info!(conn = conn.0, "closed connection");
 }
 
 /// Reads, frames and forwards input; always ends with a `Disconnected` event, after
 /// which the processing thread drops the outbox and the writer finishes.
-async fn read_side(
+async fn read_side<R: AsyncRead + Unpin>(
     stream: &TcpStream,
+    reader: &mut R,
     conn: ConnId,
     events: &Sender<Event>,
     limits: Limits,
@@ -90,7 +150,6 @@ async fn read_side(
         let start = buf.len();
         let room = (buf.capacity() - start).clamp(MIN_READ, MAX_READ);
         buf.resize(start + room, 0);
-        let mut reader = stream;
         let read = reader.read(&mut buf[start..]);
         // Only a connection holding half a frame is on the clock: sleeping workers and
         // idle clients may stay as long as they like.
@@ -189,8 +248,9 @@ fn encode_batch(batch: Vec<Outgoing>, out: &mut BytesMut) -> Next {
 
 /// Writes replies, coalescing everything queued into one write, and drops a peer whose
 /// unread output passes `max_outbox` bytes.
-async fn write_side(
+async fn write_side<W: AsyncWrite + Unpin>(
     stream: &TcpStream,
+    writer: &mut W,
     conn: ConnId,
     replies: Receiver<Vec<Outgoing>>,
     max_outbox: usize,
@@ -198,8 +258,10 @@ async fn write_side(
 ) {
     let mut out = BytesMut::new();
     let mut closing = false;
+    // Bytes handed to `writer` that a TLS layer may still hold: flushed before waiting.
+    let mut unflushed = false;
     loop {
-        if out.is_empty() {
+        if out.is_empty() && !unflushed {
             if closing {
                 let _ = stream.shutdown(Shutdown::Both);
                 break;
@@ -218,21 +280,28 @@ async fn write_side(
             continue;
         }
         let mut more = None;
-        let mut writer = stream;
+        let io = async {
+            if out.is_empty() {
+                writer.flush().await.map(|()| None)
+            } else {
+                writer.write(&out).await.map(Some)
+            }
+        };
         futures::select! {
-            written = writer.write(&out).fuse() => match written {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
+            written = io.fuse() => match written {
+                Ok(Some(0)) | Err(_) => break,
+                Ok(Some(n)) => {
                     traffic.written(n);
                     out.advance(n);
+                    unflushed = true;
                 }
+                Ok(None) => unflushed = false,
             },
             batch = replies.recv().fuse() => match batch {
                 Ok(batch) => more = Some(batch),
                 Err(_) => {
-                    // The processing thread is done with us: flush what is left.
-                    let mut writer = stream;
-                    if writer.write_all(&out).await.is_ok() {
+                    // The processing thread is done with us: write what is left.
+                    if writer.write_all(&out).await.is_ok() && writer.flush().await.is_ok() {
                         traffic.written(out.len());
                     }
                     return;

@@ -37,13 +37,17 @@ pub enum Event {
     Disconnected { conn: ConnId },
     /// SIGUSR1 or `shutdown graceful`: stop accepting, exit once no job is left.
     GracefulShutdown,
+    /// SIGHUP re-read the `--acl` file.
+    AclReload(crate::acl::Acl),
     /// `/metrics` or `/status` asks for the statistics.
     Stats {
         reply: Sender<gearman_shared::admin::StatsReport>,
     },
-    /// The store thread wrote a batch: these added jobs are durable, unless `error`.
+    /// The store thread wrote a batch: its added jobs are durable and its deletions
+    /// done, unless `error`.
     Stored {
         jobs: Vec<crate::state::JobId>,
+        barriers: Vec<(ConnId, crate::state::JobId)>,
         error: Option<String>,
     },
 }

@@ -288,7 +288,11 @@ async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
         i64::from(s.0.as_raw_fd())
     });
     let (outbox, replies) = channel::unbounded();
-    let info = PeerInfo { fd, address };
+    let info = PeerInfo {
+        fd,
+        address,
+        identity: None,
+    };
     if context
         .events
         .send(Event::Connected { conn, info, outbox })

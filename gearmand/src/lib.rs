@@ -4,6 +4,7 @@
 //! [`event::Event`] → [`processor`] applies it to the [`state::State`] → [`event::Outgoing`]
 //! → the connection's writer encodes and writes.
 
+pub mod acl;
 pub mod cli;
 pub mod config;
 pub mod connection;
@@ -18,3 +19,4 @@ pub mod server;
 pub mod state;
 pub mod stats;
 pub mod system;
+pub mod tls;

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_std::channel::{Receiver, Sender};
 
+use crate::acl::Acl;
 use crate::config::ShutdownAccess;
 use crate::event::{ConnId, Event, Incoming, Outgoing};
 use crate::queue::writer::StoreMsg;
@@ -49,6 +50,8 @@ pub struct Setup {
     pub store: Option<std::sync::mpsc::Sender<StoreMsg>>,
     /// Jobs read back from the persistent queue.
     pub replay: Vec<StoredJob>,
+    /// `--acl`, if given.
+    pub acl: Option<Acl>,
 }
 
 /// Why the processing loop ended.
@@ -78,8 +81,10 @@ pub async fn run(setup: Setup) -> Exit {
         stop_accepting,
         store,
         replay,
+        acl,
     } = setup;
     let mut state = State::new(config);
+    state.set_acl(acl);
     let replayed = replay.len();
     state.replay(replay, now_ms());
     if replayed > 0 {
@@ -177,14 +182,26 @@ impl Processor {
                 self.closed.push(conn);
             }
             Event::GracefulShutdown => self.begin_graceful_shutdown(),
+            Event::AclReload(acl) => {
+                tracing::info!("access control list reloaded");
+                self.state.set_acl(Some(acl));
+            }
             Event::Stats { reply } => {
                 let _ = reply.try_send(self.stats());
             }
-            Event::Stored { jobs, error } => {
+            Event::Stored {
+                jobs,
+                barriers,
+                error,
+            } => {
                 if let Some(error) = &error {
-                    tracing::error!(jobs = jobs.len(), %error, "background jobs refused: store failed");
+                    tracing::error!(
+                        jobs = jobs.len(),
+                        %error,
+                        "persistent queue write failed: new jobs refused, finished ones may run again"
+                    );
                 }
-                self.state.stored(&jobs, error.is_some(), now);
+                self.state.stored(&jobs, &barriers, error.is_some(), now);
             }
         }
     }
@@ -210,19 +227,15 @@ impl Processor {
     fn finish_batch(&mut self) {
         let now = now_ms();
         self.state.tick(now);
-        if let Some((ops, adds)) = self.state.take_store_batch() {
-            let sent = match &self.store {
-                Some(store) => store
-                    .send(StoreMsg::Write {
-                        ops,
-                        adds: adds.clone(),
-                    })
-                    .is_ok(),
-                None => false,
-            };
+        if let Some(batch) = self.state.take_store_batch() {
+            let (adds, barriers) = (batch.adds.clone(), batch.barriers.clone());
+            let sent = self
+                .store
+                .as_ref()
+                .is_some_and(|store| store.send(StoreMsg::Write(batch)).is_ok());
             if !sent {
                 tracing::error!("persistent queue is gone; refusing background jobs");
-                self.state.stored(&adds, true, now);
+                self.state.stored(&adds, &barriers, true, now);
             }
         }
         for line in self.state.take_log() {

@@ -14,6 +14,7 @@ use futures::FutureExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
 
+use crate::acl::Acl;
 use crate::config::{Config, QueueConfig, ThreadModel};
 use crate::connection;
 use crate::event::Event;
@@ -39,6 +40,14 @@ const FLUSH_GRACE: Duration = Duration::from_millis(100);
 /// shutdown completes. With `--check-args` it returns once the configuration is valid.
 pub fn run(config: Config) -> anyhow::Result<()> {
     let user = config.user.as_deref().map(system::find_user).transpose()?;
+    let acl = config.acl.as_deref().map(Acl::load).transpose()?;
+    // Certificates are checked by --check-args too.
+    let tls = config
+        .tls
+        .as_ref()
+        .map(crate::tls::acceptor)
+        .transpose()
+        .context("TLS")?;
     if config.check_only {
         return Ok(());
     }
@@ -85,6 +94,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         store: store.as_ref().map(StoreThread::sender),
         replay,
         traffic: Arc::default(),
+        tls,
+        acl,
     };
     start_threads(parts)?;
     if let Some(http) = config.http {
@@ -101,7 +112,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 tracing::info!("SIGUSR1: graceful shutdown");
                 let _ = events_tx.send_blocking(Event::GracefulShutdown);
             }
-            SIGHUP => logger.reopen(),
+            SIGHUP => {
+                logger.reopen();
+                if let Some(path) = &config.acl {
+                    match Acl::load(path) {
+                        Ok(acl) => {
+                            let _ = events_tx.send_blocking(Event::AclReload(acl));
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "ACL not reloaded, the old one stays")
+                        }
+                    }
+                }
+            }
             _ => {
                 tracing::info!(signal, "shutting down");
                 break;
@@ -131,6 +154,7 @@ fn open_queue(config: &Config) -> anyhow::Result<OpenedQueue> {
                 )
             })?)
         }
+        other => crate::queue::stores::open(other)?,
     };
     let jobs = store
         .replay()
@@ -161,6 +185,10 @@ struct Parts {
     replay: Vec<StoredJob>,
     /// Byte counters shared by the I/O threads and the processor.
     traffic: Arc<Traffic>,
+    /// `--ssl`: the handshake every connection starts with.
+    tls: Option<futures_rustls::TlsAcceptor>,
+    /// `--acl`, for the processor.
+    acl: Option<Acl>,
 }
 
 impl Parts {
@@ -181,6 +209,7 @@ impl Parts {
             stop_accepting: self.stop_tx.clone(),
             store: self.store.clone(),
             replay: std::mem::take(&mut self.replay),
+            acl: self.acl.take(),
         })
         .then(|exit| async move {
             if exit == Exit::Immediate {
@@ -203,6 +232,7 @@ impl Parts {
                 max_outbox: self.config.max_outbox,
                 traffic: Arc::clone(&self.traffic),
                 partial_timeout: self.config.partial_timeout,
+                tls: self.tls.clone(),
             },
         )
     }

@@ -22,6 +22,7 @@ pub use function::{Counters, Function};
 pub use job::{Job, JobId, JobState, UniqueKey};
 pub use peer::{Ability, Peer, PeerInfo};
 
+use crate::acl::{Acl, AdminRight, Grants};
 use crate::event::{ConnId, Outgoing};
 use crate::queue::{self, StoreOp, StoredJob};
 use outbox::Outbox;
@@ -78,6 +79,22 @@ pub struct State {
     log: Vec<String>,
     store_ops: Vec<StoreOp>,
     store_adds: Vec<JobId>,
+    store_barriers: Vec<(ConnId, JobId)>,
+    /// The connection whose request is being applied.
+    current: Option<ConnId>,
+    /// `--acl`, if in force.
+    acl: Option<Acl>,
+}
+
+/// Changes for the store thread, and what waits for them.
+#[derive(Debug, Default)]
+pub struct StoreBatch {
+    /// The changes, in order.
+    pub ops: Vec<StoreOp>,
+    /// Added jobs whose JOB_CREATED waits for the write.
+    pub adds: Vec<JobId>,
+    /// Connections whose replies wait for the deletion of a job they ended.
+    pub barriers: Vec<(ConnId, JobId)>,
 }
 
 impl State {
@@ -97,6 +114,9 @@ impl State {
             log: Vec::new(),
             store_ops: Vec::new(),
             store_adds: Vec::new(),
+            store_barriers: Vec::new(),
+            current: None,
+            acl: None,
         }
     }
 
@@ -121,8 +141,46 @@ impl State {
 
     /// A connection was accepted.
     pub fn connect(&mut self, conn: ConnId, info: PeerInfo) {
+        let grants = self.grants_for(&info);
         self.peers
-            .insert(conn, Peer::new(info, self.config.exceptions));
+            .insert(conn, Peer::new(info, self.config.exceptions, grants));
+    }
+
+    fn grants_for(&self, info: &PeerInfo) -> Grants {
+        match &self.acl {
+            Some(acl) => acl.grants_for(&info.address, info.identity.as_deref()),
+            None => Grants::everything(),
+        }
+    }
+
+    /// Puts an access-control list in force (or lifts it), for every connection.
+    pub fn set_acl(&mut self, acl: Option<Acl>) {
+        self.acl = acl;
+        let grants: Vec<(ConnId, Grants)> = self
+            .peers
+            .iter()
+            .map(|(&conn, peer)| (conn, self.grants_for(&peer.info)))
+            .collect();
+        for (conn, grants) in grants {
+            if let Some(peer) = self.peers.get_mut(&conn) {
+                peer.grants = grants;
+            }
+        }
+    }
+
+    /// Whether `conn` may run admin commands of this family.
+    pub fn admin_allowed(&self, conn: ConnId, right: AdminRight) -> bool {
+        self.peers.get(&conn).is_some_and(|p| p.grants.admin(right))
+    }
+
+    /// Refuses a request the ACL does not allow, and logs it.
+    fn deny(&mut self, conn: ConnId, what: &str, function: &[u8], text: &'static str) {
+        let address = self.peer_address(conn).unwrap_or_default();
+        self.log.push(format!(
+            "ACL: {address} may not {what} {}",
+            String::from_utf8_lossy(function)
+        ));
+        self.reply(conn, Response::error(ErrorCode::PermissionDenied, text));
     }
 
     /// A connection is gone: its running jobs go back to their queues, and foreground
@@ -151,6 +209,12 @@ impl State {
         if !self.peers.contains_key(&conn) {
             return;
         }
+        self.current = Some(conn);
+        self.apply(conn, request, now);
+        self.current = None;
+    }
+
+    fn apply(&mut self, conn: ConnId, request: Request, now: u64) {
         match request {
             Request::Echo { data } => self.reply(conn, Response::Echo { data }),
             Request::CanDo { function } => self.add_ability(conn, function, 0),
@@ -299,6 +363,19 @@ impl State {
     // ---- registrations -------------------------------------------------------------
 
     fn add_ability(&mut self, conn: ConnId, function: Bytes, timeout_ms: u64) {
+        if !self
+            .peers
+            .get(&conn)
+            .is_some_and(|p| p.grants.can_do(&function))
+        {
+            self.deny(
+                conn,
+                "register",
+                &function,
+                "Not allowed to register this function",
+            );
+            return;
+        }
         let f = self.functions.entry(function.clone()).or_default();
         f.add_worker(conn);
         if let Some(peer) = self.peers.get_mut(&conn) {
@@ -345,6 +422,19 @@ impl State {
     // ---- submission ----------------------------------------------------------------
 
     fn submit(&mut self, conn: ConnId, s: SubmitJob, now: u64) {
+        if !self
+            .peers
+            .get(&conn)
+            .is_some_and(|p| p.grants.submit(&s.function))
+        {
+            self.deny(
+                conn,
+                "submit to",
+                &s.function,
+                "Not allowed to submit to this function",
+            );
+            return;
+        }
         let reducer_too_long = s.reducer.as_ref().is_some_and(|r| r.len() > MAX_UNIQUE_LEN);
         if s.unique.len() > MAX_UNIQUE_LEN || reducer_too_long {
             self.reply(
@@ -507,21 +597,25 @@ impl State {
         }
     }
 
-    /// Changes for the persistent queue since the last call, and the added jobs whose
-    /// JOB_CREATED waits for them.
-    pub fn take_store_batch(&mut self) -> Option<(Vec<StoreOp>, Vec<JobId>)> {
+    /// Changes for the persistent queue since the last call.
+    pub fn take_store_batch(&mut self) -> Option<StoreBatch> {
         if self.store_ops.is_empty() {
             return None;
         }
-        Some((
-            std::mem::take(&mut self.store_ops),
-            std::mem::take(&mut self.store_adds),
-        ))
+        Some(StoreBatch {
+            ops: std::mem::take(&mut self.store_ops),
+            adds: std::mem::take(&mut self.store_adds),
+            barriers: std::mem::take(&mut self.store_barriers),
+        })
     }
 
-    /// The store wrote (or failed to write) these added jobs: run them and acknowledge
-    /// them, or refuse them with QUEUE_ERROR.
-    pub fn stored(&mut self, ids: &[JobId], failed: bool, now: u64) {
+    /// The store wrote (or failed to write) a batch: run and acknowledge its added jobs,
+    /// or refuse them with QUEUE_ERROR, and release the replies that waited for its
+    /// deletions.
+    pub fn stored(&mut self, ids: &[JobId], barriers: &[(ConnId, JobId)], failed: bool, now: u64) {
+        for &(conn, id) in barriers {
+            self.out.fill(conn, id, None);
+        }
         for &id in ids {
             let Some(job) = self.jobs.get_mut(&id) else {
                 continue;
@@ -539,7 +633,8 @@ impl State {
                 }
             };
             for conn in awaiting {
-                self.out.fill(conn, id, Outgoing::Packet(reply.clone()));
+                self.out
+                    .fill(conn, id, Some(Outgoing::Packet(reply.clone())));
             }
             if failed {
                 self.remove_job(id);
@@ -589,7 +684,9 @@ impl State {
         }
     }
 
-    /// Stops keeping a job in the persistent queue.
+    /// Stops keeping a job in the persistent queue. The connection whose request ended
+    /// the job gets its later replies only once the deletion is on disk, so a worker that
+    /// saw any answer after its WORK_COMPLETE knows the job will not run again.
     fn unstore(&mut self, id: JobId) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
@@ -599,6 +696,10 @@ impl State {
                 key: job.store_key.clone(),
                 function: job.function.clone(),
             });
+            if let Some(conn) = self.current {
+                self.out.reserve(conn, id);
+                self.store_barriers.push((conn, id));
+            }
         }
         job.stored = false;
     }

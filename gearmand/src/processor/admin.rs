@@ -5,6 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use gearman_shared::admin::{self, reply, AdminCommand, ErrorReply, Parsed, Reply, UniqueJob};
 
 use super::{Exit, Processor};
+use crate::acl::AdminRight;
 use crate::config::PROTOCOL_VERSION;
 use crate::event::{ConnId, Outgoing};
 use crate::state::DropOutcome;
@@ -22,6 +23,17 @@ impl Processor {
             }
         };
         let mut out = BytesMut::new();
+        let right = required_right(&command);
+        if !self.state.admin_allowed(conn, right) {
+            let address = self.state.peer_address(conn).unwrap_or_default();
+            tracing::warn!(conn = conn.0, peer = %address, ?right, "ACL: admin command refused");
+            Reply::error(
+                "PERMISSION_DENIED",
+                "not allowed by the access control list",
+            )
+            .render(&mut out);
+            return self.text(conn, out.to_vec());
+        }
         match command {
             AdminCommand::Status => {
                 for f in self.state.function_statuses() {
@@ -79,7 +91,7 @@ impl Processor {
                 }
             }
             AdminCommand::CancelJob { handle } => {
-                if self.state.cancel_job(&handle) {
+                if self.state.cancel_job(conn, &handle) {
                     out.put_slice(reply::OK);
                 } else {
                     ErrorReply::UnknownJob.render(&mut out);
@@ -113,5 +125,25 @@ impl Processor {
 
     fn text(&mut self, conn: ConnId, bytes: Vec<u8>) {
         self.state.send(conn, Outgoing::Text(Bytes::from(bytes)));
+    }
+}
+
+/// The ACL right an admin command needs.
+fn required_right(command: &AdminCommand) -> AdminRight {
+    match command {
+        AdminCommand::Status
+        | AdminCommand::PriorityStatus
+        | AdminCommand::Workers
+        | AdminCommand::ShowJobs
+        | AdminCommand::ShowUniqueJobs
+        | AdminCommand::Version
+        | AdminCommand::Verbose
+        | AdminCommand::Getpid
+        | AdminCommand::Stats => AdminRight::Read,
+        AdminCommand::MaxQueue { .. } => AdminRight::MaxQueue,
+        AdminCommand::CreateFunction { .. } => AdminRight::Create,
+        AdminCommand::DropFunction { .. } => AdminRight::Drop,
+        AdminCommand::CancelJob { .. } => AdminRight::Cancel,
+        AdminCommand::Shutdown { .. } => AdminRight::Shutdown,
     }
 }

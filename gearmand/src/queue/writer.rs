@@ -10,13 +10,13 @@ use bytes::Bytes;
 
 use super::{QueueStore, StoreOp, StoredJob};
 use crate::event::Event;
-use crate::state::JobId;
+use crate::state::StoreBatch;
 
 /// A message for the store thread.
 #[derive(Debug)]
 pub enum StoreMsg {
-    /// Changes in order; `adds` are the jobs whose JOB_CREATED waits for this write.
-    Write { ops: Vec<StoreOp>, adds: Vec<JobId> },
+    /// Changes in order, and what waits for them.
+    Write(StoreBatch),
     /// Finish: write what `--store-queue-on-shutdown` kept, then stop.
     Shutdown,
 }
@@ -66,15 +66,12 @@ fn run(
     let mut stopping = false;
     while !stopping {
         let Ok(first) = receiver.recv() else { break };
-        let mut ops = Vec::new();
-        let mut adds = Vec::new();
+        let mut batch = StoreBatch::default();
         let mut absorb = |msg| match msg {
-            StoreMsg::Write {
-                ops: mut more,
-                adds: mut added,
-            } => {
-                ops.append(&mut more);
-                adds.append(&mut added);
+            StoreMsg::Write(mut more) => {
+                batch.ops.append(&mut more.ops);
+                batch.adds.append(&mut more.adds);
+                batch.barriers.append(&mut more.barriers);
                 false
             }
             StoreMsg::Shutdown => true,
@@ -86,6 +83,11 @@ fn run(
                 Err(_) => break,
             }
         }
+        let StoreBatch {
+            mut ops,
+            adds,
+            barriers,
+        } = batch;
         if on_shutdown {
             // Adds stay in memory; done still deletes rows an earlier shutdown wrote.
             ops.retain(|op| match op {
@@ -107,11 +109,13 @@ fn run(
         if let Some(e) = &error {
             tracing::error!(error = %e, ops = ops.len(), "persistent queue write failed");
         }
-        if !adds.is_empty()
-            && events
-                .send_blocking(Event::Stored { jobs: adds, error })
-                .is_err()
-        {
+        let waiting = !adds.is_empty() || !barriers.is_empty();
+        let reply = Event::Stored {
+            jobs: adds,
+            barriers,
+            error,
+        };
+        if waiting && events.send_blocking(reply).is_err() {
             break;
         }
     }

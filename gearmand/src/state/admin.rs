@@ -184,13 +184,15 @@ impl State {
             .collect()
     }
 
-    /// `cancel job`: the clients get WORK_FAIL and the job will not run (a running one
-    /// finishes, as in the C server). `false` if the handle is unknown.
-    pub fn cancel_job(&mut self, handle: &[u8]) -> bool {
+    /// `cancel job` from `conn`: the clients get WORK_FAIL and the job will not run (a
+    /// running one finishes, as in the C server). `false` if the handle is unknown.
+    pub fn cancel_job(&mut self, conn: ConnId, handle: &[u8]) -> bool {
         let Some(&id) = self.handles.get(handle) else {
             return false;
         };
+        self.current = Some(conn);
         self.unstore(id);
+        self.current = None;
         self.count_job(id, |c| c.cancelled += 1);
         if let Some(job) = self.jobs.get_mut(&id) {
             for &client in &job.clients {

@@ -9,7 +9,7 @@ use crate::event::{ConnId, Outgoing};
 /// A reply, or the place of one that waits for the store.
 #[derive(Debug)]
 enum Held {
-    Ready(Outgoing),
+    Ready(Option<Outgoing>),
     Awaiting(JobId),
 }
 
@@ -26,7 +26,7 @@ impl Outbox {
     /// Queues a reply behind whatever `conn` already has waiting.
     pub fn emit(&mut self, conn: ConnId, outgoing: Outgoing) {
         match self.held.get_mut(&conn) {
-            Some(queue) => queue.push_back(Held::Ready(outgoing)),
+            Some(queue) => queue.push_back(Held::Ready(Some(outgoing))),
             None => self.ready.push((conn, outgoing)),
         }
     }
@@ -39,8 +39,9 @@ impl Outbox {
             .push_back(Held::Awaiting(id));
     }
 
-    /// Fills the place reserved for job `id` and releases what no longer waits.
-    pub fn fill(&mut self, conn: ConnId, id: JobId, outgoing: Outgoing) {
+    /// Fills the place reserved for job `id` (with nothing, for a place that only had to
+    /// wait) and releases what no longer waits.
+    pub fn fill(&mut self, conn: ConnId, id: JobId, outgoing: Option<Outgoing>) {
         let Some(queue) = self.held.get_mut(&conn) else {
             return;
         };
@@ -51,7 +52,7 @@ impl Outbox {
             *slot = Held::Ready(outgoing);
         }
         while let Some(Held::Ready(_)) = queue.front() {
-            if let Some(Held::Ready(outgoing)) = queue.pop_front() {
+            if let Some(Held::Ready(Some(outgoing))) = queue.pop_front() {
                 self.ready.push((conn, outgoing));
             }
         }
@@ -89,12 +90,16 @@ mod tests {
         out.emit(a, text("after"));
         out.emit(b, text("other"));
         assert_eq!(out.take(), vec![(a, text("first")), (b, text("other"))]);
-        out.fill(a, JobId(7), Outgoing::Packet(Response::Noop));
+        out.fill(a, JobId(7), Some(Outgoing::Packet(Response::Noop)));
         assert_eq!(
             out.take(),
             vec![(a, Outgoing::Packet(Response::Noop)), (a, text("after"))]
         );
         out.emit(a, text("free"));
         assert_eq!(out.take(), vec![(a, text("free"))]);
+        out.reserve(b, JobId(8));
+        out.emit(b, text("behind a barrier"));
+        out.fill(b, JobId(8), None);
+        assert_eq!(out.take(), vec![(b, text("behind a barrier"))]);
     }
 }

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::job::JobId;
+use crate::acl::Grants;
 
 /// Identity of a connection for the `workers` listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,8 @@ pub struct PeerInfo {
     pub fd: i64,
     /// Numeric peer address.
     pub address: String,
+    /// The verified TLS client certificate's name (CN or SAN), if any.
+    pub identity: Option<String>,
 }
 
 /// A CAN_DO or CAN_DO_TIMEOUT registration.
@@ -45,11 +48,13 @@ pub struct Peer {
     pub is_client: bool,
     /// Has sent an admin command (statistics).
     pub is_admin: bool,
+    /// What the ACL allows it.
+    pub grants: Grants,
 }
 
 impl Peer {
     /// A fresh connection.
-    pub fn new(info: PeerInfo, exceptions: bool) -> Peer {
+    pub fn new(info: PeerInfo, exceptions: bool, grants: Grants) -> Peer {
         Peer {
             info,
             abilities: Vec::new(),
@@ -61,6 +66,7 @@ impl Peer {
             attached: Vec::new(),
             is_client: false,
             is_admin: false,
+            grants,
         }
     }
 

@@ -24,6 +24,7 @@ fn with_peers(mut s: State, n: u64) -> State {
             PeerInfo {
                 fd: i as i64,
                 address: "127.0.0.1".into(),
+                identity: None,
             },
         );
     }

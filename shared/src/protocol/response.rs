@@ -24,6 +24,8 @@ pub enum ErrorCode {
     UnknownOption,
     /// A WORK_* packet for a job this connection does not run.
     JobNotFound,
+    /// The server's access control refused the request.
+    PermissionDenied,
 }
 
 impl ErrorCode {
@@ -37,6 +39,7 @@ impl ErrorCode {
             ErrorCode::QueueError => "QUEUE_ERROR",
             ErrorCode::UnknownOption => "UNKNOWN_OPTION",
             ErrorCode::JobNotFound => "JOB_NOT_FOUND",
+            ErrorCode::PermissionDenied => "PERMISSION_DENIED",
         }
     }
 }

@@ -1,0 +1,327 @@
+//! Access control (`--acl FILE`): who may register which functions, submit to which
+//! functions, and run which admin commands.
+//!
+//! The file is a list of sections, each naming who it applies to, with the grants that
+//! follow it:
+//!
+//! ```text
+//! # comment
+//! [cert:worker-1.example.com]   # a TLS client certificate's CN or SAN
+//! can_do = resize, thumb_*      # functions it may register (CAN_DO, CAN_DO_TIMEOUT)
+//!
+//! [addr:10.0.0.0/8]             # a peer address or CIDR range (without TLS identity too)
+//! submit = *                    # functions it may submit jobs to
+//! admin = read, cancel          # admin commands: read cancel drop maxqueue create shutdown all
+//!
+//! [any]                         # every connection
+//! admin = read
+//! ```
+//!
+//! With an ACL in force, whatever no matching section grants is denied. A connection gets
+//! the union of every section that matches it. Patterns are exact names or `*` wildcards.
+//! Other requests (grabbing, results of jobs it runs, status, echo) need no grant.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+/// Admin command families.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRight {
+    /// status, prioritystatus, workers, show jobs, show unique jobs, version, verbose, getpid, stats.
+    Read,
+    /// cancel job.
+    Cancel,
+    /// drop function.
+    Drop,
+    /// maxqueue.
+    MaxQueue,
+    /// create function.
+    Create,
+    /// shutdown, shutdown graceful.
+    Shutdown,
+}
+
+impl AdminRight {
+    const ALL: [AdminRight; 6] = [
+        AdminRight::Read,
+        AdminRight::Cancel,
+        AdminRight::Drop,
+        AdminRight::MaxQueue,
+        AdminRight::Create,
+        AdminRight::Shutdown,
+    ];
+
+    fn parse(word: &str) -> Option<&'static [AdminRight]> {
+        Some(match word {
+            "read" => &[AdminRight::Read],
+            "cancel" => &[AdminRight::Cancel],
+            "drop" => &[AdminRight::Drop],
+            "maxqueue" => &[AdminRight::MaxQueue],
+            "create" => &[AdminRight::Create],
+            "shutdown" => &[AdminRight::Shutdown],
+            "all" => &AdminRight::ALL,
+            _ => return None,
+        })
+    }
+}
+
+/// Who a section applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Subject {
+    Any,
+    Cert(String),
+    Network(IpAddr, u8),
+}
+
+/// A function-name pattern: `*` matches any run of bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern(Vec<u8>);
+
+impl Pattern {
+    /// Whether `name` matches.
+    pub fn matches(&self, name: &[u8]) -> bool {
+        glob(&self.0, name)
+    }
+}
+
+fn glob(pattern: &[u8], name: &[u8]) -> bool {
+    match pattern.iter().position(|&b| b == b'*') {
+        None => pattern == name,
+        Some(star) => {
+            let (head, tail) = (&pattern[..star], &pattern[star + 1..]);
+            if !name.starts_with(head) {
+                return false;
+            }
+            let rest = &name[head.len()..];
+            (0..=rest.len()).any(|i| glob(tail, &rest[i..]))
+        }
+    }
+}
+
+/// What one connection may do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    can_do: Vec<Pattern>,
+    submit: Vec<Pattern>,
+    admin: Vec<AdminRight>,
+}
+
+impl Grants {
+    /// Everything: what connections get when no ACL is in force.
+    pub fn everything() -> Grants {
+        let all = || vec![Pattern(b"*".to_vec())];
+        Grants {
+            can_do: all(),
+            submit: all(),
+            admin: AdminRight::ALL.to_vec(),
+        }
+    }
+
+    /// May register `function`.
+    pub fn can_do(&self, function: &[u8]) -> bool {
+        self.can_do.iter().any(|p| p.matches(function))
+    }
+
+    /// May submit to `function`.
+    pub fn submit(&self, function: &[u8]) -> bool {
+        self.submit.iter().any(|p| p.matches(function))
+    }
+
+    /// May run admin commands of this family.
+    pub fn admin(&self, right: AdminRight) -> bool {
+        self.admin.contains(&right)
+    }
+
+    fn add(&mut self, other: &Grants) {
+        self.can_do.extend(other.can_do.iter().cloned());
+        self.submit.extend(other.submit.iter().cloned());
+        for right in &other.admin {
+            if !self.admin.contains(right) {
+                self.admin.push(*right);
+            }
+        }
+    }
+}
+
+/// A parsed ACL file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acl {
+    sections: Vec<(Subject, Grants)>,
+}
+
+/// A problem in an ACL file, with its line number.
+#[derive(Debug, thiserror::Error)]
+pub enum AclError {
+    /// The file cannot be read.
+    #[error("cannot read ACL file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A line is wrong.
+    #[error("ACL line {line}: {message}")]
+    Syntax { line: usize, message: String },
+}
+
+impl Acl {
+    /// Reads and parses an ACL file.
+    pub fn load(path: &Path) -> Result<Acl, AclError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AclError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Acl::parse(&text)
+    }
+
+    /// Parses ACL text.
+    pub fn parse(text: &str) -> Result<Acl, AclError> {
+        let mut sections: Vec<(Subject, Grants)> = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = index + 1;
+            let error = |message: String| AclError::Syntax { line, message };
+            let content = raw.split('#').next().unwrap_or_default().trim();
+            if content.is_empty() {
+                continue;
+            }
+            if let Some(header) = content.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                sections.push((
+                    parse_subject(header.trim()).map_err(error)?,
+                    Grants::default(),
+                ));
+                continue;
+            }
+            let Some((key, value)) = content.split_once('=') else {
+                return Err(error(format!(
+                    "expected `key = value` or `[section]`, got {content:?}"
+                )));
+            };
+            let Some((_, grants)) = sections.last_mut() else {
+                return Err(error("a grant before any [section]".into()));
+            };
+            let items = value.split(',').map(str::trim).filter(|i| !i.is_empty());
+            match key.trim() {
+                "can_do" => grants
+                    .can_do
+                    .extend(items.map(|i| Pattern(i.as_bytes().to_vec()))),
+                "submit" => grants
+                    .submit
+                    .extend(items.map(|i| Pattern(i.as_bytes().to_vec()))),
+                "admin" => {
+                    for item in items {
+                        let rights = AdminRight::parse(item)
+                            .ok_or_else(|| error(format!("unknown admin right {item:?}")))?;
+                        for right in rights {
+                            if !grants.admin.contains(right) {
+                                grants.admin.push(*right);
+                            }
+                        }
+                    }
+                }
+                other => {
+                    return Err(error(format!(
+                        "unknown key {other:?} (can_do, submit, admin)"
+                    )))
+                }
+            }
+        }
+        Ok(Acl { sections })
+    }
+
+    /// The union of the grants of every section matching this connection.
+    pub fn grants_for(&self, address: &str, identity: Option<&str>) -> Grants {
+        let address = address.parse::<IpAddr>().ok().map(|a| match a {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+            v4 => v4,
+        });
+        let mut grants = Grants::default();
+        for (subject, section) in &self.sections {
+            let applies = match subject {
+                Subject::Any => true,
+                Subject::Cert(name) => identity == Some(name.as_str()),
+                Subject::Network(net, bits) => {
+                    address.is_some_and(|a| crate::config::in_network(a, *net, *bits))
+                }
+            };
+            if applies {
+                grants.add(section);
+            }
+        }
+        grants
+    }
+}
+
+fn parse_subject(header: &str) -> Result<Subject, String> {
+    if header == "any" {
+        return Ok(Subject::Any);
+    }
+    if let Some(name) = header.strip_prefix("cert:") {
+        return Ok(Subject::Cert(name.trim().to_string()));
+    }
+    if let Some(addr) = header.strip_prefix("addr:") {
+        let (ip, bits) = addr
+            .trim()
+            .split_once('/')
+            .map_or((addr.trim(), None), |(a, b)| (a, Some(b)));
+        let ip: IpAddr = ip.parse().map_err(|_| format!("bad address {ip:?}"))?;
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) => b
+                .parse::<u8>()
+                .ok()
+                .filter(|&b| b <= max)
+                .ok_or(format!("bad prefix {b:?}"))?,
+            None => max,
+        };
+        return Ok(Subject::Network(ip, bits));
+    }
+    Err(format!(
+        "unknown section [{header}] (use [any], [cert:NAME] or [addr:IP[/BITS]])"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "
+        # workers
+        [cert:worker-1]
+        can_do = resize, thumb_*
+        [addr:10.0.0.0/8]
+        submit = *
+        admin = read, cancel
+        [any]
+        admin = read
+    ";
+
+    #[test]
+    fn grants_are_the_union_of_matching_sections() {
+        let acl = Acl::parse(SAMPLE).expect("valid");
+        let worker = acl.grants_for("192.168.1.1", Some("worker-1"));
+        assert!(worker.can_do(b"resize") && worker.can_do(b"thumb_small"));
+        assert!(!worker.can_do(b"other") && !worker.submit(b"resize"));
+        assert!(worker.admin(AdminRight::Read) && !worker.admin(AdminRight::Cancel));
+        let inside = acl.grants_for("10.1.2.3", None);
+        assert!(inside.submit(b"anything") && inside.admin(AdminRight::Cancel));
+        assert!(!inside.admin(AdminRight::Shutdown) && !inside.can_do(b"resize"));
+        let mapped = acl.grants_for("::ffff:10.0.0.1", None);
+        assert!(mapped.submit(b"x"));
+    }
+
+    #[test]
+    fn glob_patterns() {
+        let p = |s: &str| Pattern(s.as_bytes().to_vec());
+        assert!(p("*").matches(b""));
+        assert!(p("a*c").matches(b"abbbc") && !p("a*c").matches(b"abd"));
+        assert!(p("*_x").matches(b"y_x") && p("a*").matches(b"a"));
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let bad = Acl::parse("[any]\nadmin = everything\n").expect_err("bad right");
+        assert!(bad.to_string().contains("line 2"));
+        assert!(Acl::parse("submit = x\n").is_err());
+        assert!(Acl::parse("[who]\n").is_err());
+        assert!(Acl::parse("[addr:1.2.3.4/40]\n").is_err());
+    }
+}
