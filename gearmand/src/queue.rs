@@ -4,7 +4,14 @@
 //! A store is only ever used from its own thread ([`writer`]), so it may block on disk or
 //! network; the processing thread sends it batches and continues.
 
+pub mod memcached;
+pub mod mysql;
+pub mod postgres;
+pub mod redis;
+pub mod sql;
 pub mod sqlite;
+pub mod stores;
+pub mod tokyocabinet;
 pub mod writer;
 
 use bytes::Bytes;
@@ -46,6 +53,24 @@ pub enum StoreError {
     /// The configuration cannot work.
     #[error("{0}")]
     Config(String),
+    /// A database server (`store` names the module) refused, failed or could not be reached.
+    #[error("{store}: {message}")]
+    Backend {
+        /// The queue module, as `-q` names it.
+        store: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl StoreError {
+    /// A [`StoreError::Backend`] from anything printable.
+    pub fn backend(store: &'static str, message: impl std::fmt::Display) -> StoreError {
+        StoreError::Backend {
+            store,
+            message: message.to_string(),
+        }
+    }
 }
 
 /// A persistent queue backend.

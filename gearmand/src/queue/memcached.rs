@@ -1,0 +1,570 @@
+//! `-q libmemcached`: jobs as memcached items plus an index item that lets replay find them.
+//!
+//! memcached cannot list its keys, so besides one item per job this store keeps a log of
+//! changes in the item `<prefix>index`:
+//! * a job is the item `<prefix><function>-<unique>` (the C server's key; a function name
+//!   containing `-` or `%` has them percent-escaped, and a key memcached would refuse —
+//!   longer than 250 bytes, or with spaces or control bytes — becomes `<prefix>#<hash>`),
+//!   holding the workload with the priority in the item flags, as the C server stores it;
+//! * the index is a text log, one line per change, `+<function hex> <unique hex> <when>` or
+//!   `-<function hex> <unique hex>`, extended with memcached's atomic `append` once per batch;
+//!   that append is the batch's commit point. Replay folds the log, reads the items back and
+//!   rewrites the index compactly; so does a batch once the log has grown past [`COMPACT_AT`].
+//!
+//! Limits memcached imposes: nothing survives a memcached restart, memcached may evict items
+//! (a job whose item was evicted is skipped at replay with a warning; if the index is evicted
+//! the queue is forgotten), and an item holds at most 1 MB by default (`-I`), which bounds
+//! both a job's workload and the index (about 10 000 queued jobs with short names).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{priority_from_index, QueueStore, StoreError, StoreOp, StoredJob};
+
+const STORE: &str = "libmemcached";
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Once this many bytes were appended to the index since it was last rewritten, the next
+/// batch rewrites it from the jobs that are still queued.
+pub const COMPACT_AT: usize = 256 * 1024;
+/// memcached's longest key.
+const MAX_KEY: usize = 250;
+const DEFAULT_PORT: u16 = 11211;
+
+/// `--libmemcached-*`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemcachedConfig {
+    /// `host:port` of each server.
+    pub servers: Vec<(String, u16)>,
+    /// `--libmemcached-prefix`.
+    pub prefix: String,
+}
+
+impl MemcachedConfig {
+    /// Parses `HOST[:PORT],...` (libmemcached's list syntax; `--SERVER=` prefixes and
+    /// `:WEIGHT` suffixes are accepted and weights ignored).
+    pub fn new(servers: Option<&str>, prefix: &str) -> Result<MemcachedConfig, String> {
+        let list = servers.unwrap_or_default();
+        let mut parsed = Vec::new();
+        for item in list
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let item = item.strip_prefix("--SERVER=").unwrap_or(item);
+            let (host, port) = match item.rsplit_once(':') {
+                // host:port:weight
+                Some((left, _)) if left.contains(':') && !item.starts_with('[') => {
+                    let (host, port) = left.rsplit_once(':').unwrap_or((left, ""));
+                    (host, Some(port))
+                }
+                Some((host, port)) if !host.ends_with(']') || port.parse::<u16>().is_ok() => {
+                    (host, Some(port))
+                }
+                _ => (item, None),
+            };
+            let port = match port {
+                Some(p) => p
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| format!("--libmemcached-servers: bad port in '{item}'"))?,
+                None => DEFAULT_PORT,
+            };
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            if host.is_empty() {
+                return Err(format!("--libmemcached-servers: no host in '{item}'"));
+            }
+            parsed.push((host.to_string(), port));
+        }
+        if parsed.is_empty() {
+            return Err("--libmemcached-servers is required (HOST[:PORT],...)".into());
+        }
+        if prefix.is_empty() || prefix.len() > 64 || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!(
+                "--libmemcached-prefix '{prefix}' must be 1 to 64 printable characters"
+            ));
+        }
+        Ok(MemcachedConfig {
+            servers: parsed,
+            prefix: prefix.to_string(),
+        })
+    }
+}
+
+/// One memcached server and its connection.
+struct Server {
+    addr: String,
+    conn: Option<BufReader<TcpStream>>,
+}
+
+/// A reply line that is not what a command expects.
+fn unexpected(addr: &str, line: &str) -> StoreError {
+    StoreError::backend(STORE, format!("{addr}: {}", line.trim_end()))
+}
+
+impl Server {
+    fn connection(&mut self) -> Result<&mut BufReader<TcpStream>, StoreError> {
+        if self.conn.is_none() {
+            let io = |e: std::io::Error| StoreError::backend(STORE, format!("{}: {e}", self.addr));
+            let addrs: Vec<_> = self.addr.to_socket_addrs().map_err(io)?.collect();
+            let mut last = None;
+            for addr in addrs {
+                match TcpStream::connect_timeout(&addr, IO_TIMEOUT) {
+                    Ok(stream) => {
+                        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+                        stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+                        let _ = stream.set_nodelay(true);
+                        self.conn = Some(BufReader::new(stream));
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            if self.conn.is_none() {
+                return Err(io(last.unwrap_or_else(|| {
+                    std::io::Error::other("the name has no address")
+                })));
+            }
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::backend(STORE, "not connected"))
+    }
+
+    /// Sends `request`, then lets `read` parse the reply; any failure drops the connection.
+    fn call<T>(
+        &mut self,
+        request: &[u8],
+        read: impl FnOnce(&mut BufReader<TcpStream>, &str) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let addr = self.addr.clone();
+        let result = self.connection().and_then(|conn| {
+            conn.get_mut()
+                .write_all(request)
+                .map_err(|e| StoreError::backend(STORE, format!("{addr}: {e}")))?;
+            read(conn, &addr)
+        });
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    /// `set`, `add`, `append` or `cas`: true when STORED, false when NOT_STORED/EXISTS.
+    fn store(
+        &mut self,
+        verb: &str,
+        key: &str,
+        flags: u32,
+        data: &[u8],
+        cas: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        let mut request = format!("{verb} {key} {flags} 0 {}", data.len());
+        if let Some(cas) = cas {
+            let _ = write!(request, " {cas}");
+        }
+        request.push_str("\r\n");
+        let mut request = request.into_bytes();
+        request.extend_from_slice(data);
+        request.extend_from_slice(b"\r\n");
+        self.call(&request, |conn, addr| {
+            let line = read_line(conn, addr)?;
+            match line.trim_end() {
+                "STORED" => Ok(true),
+                "NOT_STORED" | "EXISTS" | "NOT_FOUND" => Ok(false),
+                _ => Err(unexpected(addr, &line)),
+            }
+        })
+    }
+
+    fn delete(&mut self, key: &str) -> Result<(), StoreError> {
+        self.call(format!("delete {key}\r\n").as_bytes(), |conn, addr| {
+            let line = read_line(conn, addr)?;
+            match line.trim_end() {
+                "DELETED" | "NOT_FOUND" => Ok(()),
+                _ => Err(unexpected(addr, &line)),
+            }
+        })
+    }
+
+    /// `gets` of several keys: key → (flags, data, cas).
+    fn get_many(&mut self, keys: &[&str]) -> Result<HashMap<String, Item>, StoreError> {
+        let mut items = HashMap::new();
+        if keys.is_empty() {
+            return Ok(items);
+        }
+        let request = format!("gets {}\r\n", keys.join(" "));
+        self.call(request.as_bytes(), |conn, addr| loop {
+            let line = read_line(conn, addr)?;
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                ["END"] => return Ok(items),
+                ["VALUE", key, flags, len, rest @ ..] => {
+                    let parse = |s: &str| s.parse::<u64>().map_err(|_| unexpected(addr, &line));
+                    let flags = parse(flags)? as u32;
+                    let len = parse(len)? as usize;
+                    let cas = match rest.first() {
+                        Some(c) => parse(c)?,
+                        None => 0,
+                    };
+                    let mut data = vec![0; len + 2];
+                    conn.read_exact(&mut data)
+                        .map_err(|e| StoreError::backend(STORE, format!("{addr}: {e}")))?;
+                    data.truncate(len);
+                    items.insert(key.to_string(), Item { flags, data, cas });
+                }
+                _ => return Err(unexpected(addr, &line)),
+            }
+        })
+    }
+}
+
+/// One item read back.
+struct Item {
+    flags: u32,
+    data: Vec<u8>,
+    cas: u64,
+}
+
+fn read_line(conn: &mut BufReader<TcpStream>, addr: &str) -> Result<String, StoreError> {
+    let mut line = String::new();
+    match conn.read_line(&mut line) {
+        Ok(0) => Err(StoreError::backend(
+            STORE,
+            format!("{addr}: connection closed"),
+        )),
+        Ok(_) => Ok(line),
+        Err(e) => Err(StoreError::backend(STORE, format!("{addr}: {e}"))),
+    }
+}
+
+/// FNV-1a, 64 bits: picks the server of a key (stable across runs and platforms).
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// FNV-1a, 128 bits: names jobs whose key memcached would refuse.
+fn fnv128(bytes: &[u8]) -> u128 {
+    bytes
+        .iter()
+        .fold(0x6c62_272e_07bb_0142_62b8_2175_6295_c58d, |h, &b| {
+            (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b)
+        })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// A queued job as the index knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    order: u64,
+    when: i64,
+}
+
+/// A memcached-backed queue (not durable: see the module documentation).
+pub struct MemcachedStore {
+    servers: Vec<Server>,
+    prefix: String,
+    /// (function, unique) → entry, for rewriting the index.
+    live: HashMap<(Bytes, Bytes), Entry>,
+    next_order: u64,
+    /// Bytes appended to the index since it was last rewritten.
+    appended: usize,
+}
+
+impl MemcachedStore {
+    /// Checks that every server answers.
+    pub fn open(config: &MemcachedConfig) -> Result<MemcachedStore, StoreError> {
+        let mut store = MemcachedStore {
+            servers: config
+                .servers
+                .iter()
+                .map(|(host, port)| Server {
+                    addr: if host.contains(':') {
+                        format!("[{host}]:{port}")
+                    } else {
+                        format!("{host}:{port}")
+                    },
+                    conn: None,
+                })
+                .collect(),
+            prefix: config.prefix.clone(),
+            live: HashMap::new(),
+            next_order: 0,
+            appended: 0,
+        };
+        for server in &mut store.servers {
+            server.call(b"version\r\n", |conn, addr| {
+                let line = read_line(conn, addr)?;
+                if line.starts_with("VERSION ") {
+                    Ok(())
+                } else {
+                    Err(unexpected(addr, &line))
+                }
+            })?;
+        }
+        Ok(store)
+    }
+
+    fn index_key(&self) -> String {
+        format!("{}index", self.prefix)
+    }
+
+    /// The item key of a job.
+    fn item_key(&self, function: &[u8], unique: &[u8]) -> String {
+        let mut key = self.prefix.as_bytes().to_vec();
+        key.extend_from_slice(&super::redis::escape_function(function));
+        key.push(b'-');
+        key.extend_from_slice(unique);
+        match String::from_utf8(key) {
+            Ok(key) if key.len() <= MAX_KEY && key.bytes().all(|b| b.is_ascii_graphic()) => key,
+            _ => {
+                let mut both = function.to_vec();
+                both.push(0);
+                both.extend_from_slice(unique);
+                format!("{}#{:032x}", self.prefix, fnv128(&both))
+            }
+        }
+    }
+
+    fn server(&mut self, key: &str) -> &mut Server {
+        let n = self.servers.len() as u64;
+        let i = (fnv64(key.as_bytes()) % n.max(1)) as usize;
+        &mut self.servers[i]
+    }
+
+    /// Appends `records` to the index, creating it if needed.
+    fn append_index(&mut self, records: &[u8]) -> Result<(), StoreError> {
+        let key = self.index_key();
+        let server = self.server(&key);
+        for _ in 0..3 {
+            if server.store("append", &key, 0, records, None)? {
+                return Ok(());
+            }
+            if server.store("add", &key, 0, records, None)? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::backend(STORE, "the index item keeps changing"))
+    }
+
+    /// The index as it should be: one `+` line per queued job, oldest first.
+    fn compact_index(&self) -> Vec<u8> {
+        let mut live: Vec<_> = self.live.iter().collect();
+        live.sort_by_key(|(_, entry)| entry.order);
+        let mut out = String::new();
+        for ((function, unique), entry) in live {
+            let _ = writeln!(out, "+{} {} {}", hex(function), hex(unique), entry.when);
+        }
+        out.into_bytes()
+    }
+
+    /// Rewrites the index from `live`.
+    fn rewrite_index(&mut self) -> Result<(), StoreError> {
+        let compact = self.compact_index();
+        let key = self.index_key();
+        self.server(&key).store("set", &key, 0, &compact, None)?;
+        self.appended = 0;
+        Ok(())
+    }
+}
+
+impl QueueStore for MemcachedStore {
+    fn replay(&mut self) -> Result<Vec<StoredJob>, StoreError> {
+        let index_key = self.index_key();
+        let index = self
+            .server(&index_key)
+            .get_many(&[&index_key])?
+            .remove(&index_key);
+        let Some(index) = index else {
+            tracing::info!("libmemcached: no index item, the queue is empty");
+            return Ok(Vec::new());
+        };
+        self.live.clear();
+        for line in index.data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let text = String::from_utf8_lossy(line);
+            let mut fields = text.get(1..).unwrap_or_default().split(' ');
+            let parsed = (|| {
+                let function = Bytes::from(unhex(fields.next()?)?);
+                let unique = Bytes::from(unhex(fields.next()?)?);
+                Some((function, unique, fields.next()))
+            })();
+            let Some((function, unique, when)) = parsed else {
+                tracing::warn!(line = %text, "libmemcached: unreadable index line ignored");
+                continue;
+            };
+            match line[0] {
+                b'+' => {
+                    let when = when.and_then(|w| w.parse().ok()).unwrap_or(0);
+                    self.next_order += 1;
+                    let order = self.next_order;
+                    self.live.insert((function, unique), Entry { order, when });
+                }
+                b'-' => {
+                    self.live.remove(&(function, unique));
+                }
+                _ => tracing::warn!(line = %text, "libmemcached: unreadable index line ignored"),
+            }
+        }
+        let mut queued: Vec<_> = self
+            .live
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        queued.sort_by_key(|(_, entry)| entry.order);
+        let mut jobs = Vec::with_capacity(queued.len());
+        for ((function, unique), entry) in queued {
+            let key = self.item_key(&function, &unique);
+            match self.server(&key).get_many(&[&key])?.remove(&key) {
+                Some(item) => jobs.push(StoredJob {
+                    key: unique,
+                    function,
+                    priority: priority_from_index(i64::from(item.flags)).ok_or_else(|| {
+                        StoreError::Invalid(format!("{key}: priority flags {}", item.flags))
+                    })?,
+                    data: Bytes::from(item.data),
+                    when: entry.when,
+                }),
+                None => {
+                    tracing::warn!(
+                        %key,
+                        "libmemcached: a queued job's item is gone (evicted or flushed); skipped"
+                    );
+                    self.live.remove(&(function, unique));
+                }
+            }
+        }
+        let _ = index.cas;
+        self.rewrite_index()?;
+        Ok(jobs)
+    }
+
+    fn write(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
+        // 1. The new jobs' items; nothing refers to them until the index says so.
+        for op in ops {
+            if let StoreOp::Add(job) = op {
+                let key = self.item_key(&job.function, &job.key);
+                let flags = job.priority.index() as u32;
+                if !self
+                    .server(&key)
+                    .store("set", &key, flags, &job.data, None)?
+                {
+                    return Err(StoreError::backend(STORE, format!("{key} was not stored")));
+                }
+            }
+        }
+        // 2. One append: the commit point of the whole batch.
+        let mut records = String::new();
+        for op in ops {
+            match op {
+                StoreOp::Add(job) => {
+                    let _ = writeln!(
+                        records,
+                        "+{} {} {}",
+                        hex(&job.function),
+                        hex(&job.key),
+                        job.when
+                    );
+                }
+                StoreOp::Done { key, function } => {
+                    let _ = writeln!(records, "-{} {}", hex(function), hex(key));
+                }
+            }
+        }
+        self.append_index(records.as_bytes())?;
+        self.appended += records.len();
+        // 3. Bookkeeping, and the finished jobs' items (best effort: the index already
+        // forgot them).
+        for op in ops {
+            match op {
+                StoreOp::Add(job) => {
+                    self.next_order += 1;
+                    let entry = Entry {
+                        order: self.next_order,
+                        when: job.when,
+                    };
+                    self.live
+                        .insert((job.function.clone(), job.key.clone()), entry);
+                }
+                StoreOp::Done { key, function } => {
+                    self.live.remove(&(function.clone(), key.clone()));
+                    let item = self.item_key(function, key);
+                    if let Err(e) = self.server(&item).delete(&item) {
+                        tracing::warn!(error = %e, "libmemcached: a finished job's item stays");
+                    }
+                }
+            }
+        }
+        if self.appended > COMPACT_AT {
+            if let Err(e) = self.rewrite_index() {
+                tracing::warn!(error = %e, "libmemcached: the index was not compacted");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_lists() {
+        let c = MemcachedConfig::new(Some("127.0.0.1:21211, mc2,--SERVER=h3:5:2"), "gear_")
+            .expect("valid list");
+        assert_eq!(
+            c.servers,
+            vec![
+                ("127.0.0.1".into(), 21211),
+                ("mc2".into(), 11211),
+                ("h3".into(), 5)
+            ]
+        );
+        assert!(MemcachedConfig::new(None, "gear_").is_err());
+        assert!(MemcachedConfig::new(Some(""), "gear_").is_err());
+        assert!(MemcachedConfig::new(Some("h:0"), "gear_").is_err());
+        assert!(MemcachedConfig::new(Some("h:x"), "gear_").is_err());
+        assert!(MemcachedConfig::new(Some("h"), "a b").is_err());
+    }
+
+    #[test]
+    fn keys_memcached_accepts() {
+        let config = MemcachedConfig::new(Some("h"), "gear_").expect("config");
+        let store = MemcachedStore {
+            servers: Vec::new(),
+            prefix: config.prefix,
+            live: HashMap::new(),
+            next_order: 0,
+            appended: 0,
+        };
+        assert_eq!(store.item_key(b"fn", b"u1"), "gear_fn-u1");
+        let spaced = store.item_key(b"f n", b"u");
+        assert!(spaced.starts_with("gear_#") && spaced.len() < MAX_KEY);
+        assert_ne!(store.item_key(b"a-b", b"c"), store.item_key(b"a", b"b-c"));
+        assert_eq!(unhex(&hex(b"\x00\xffab")), Some(b"\x00\xffab".to_vec()));
+    }
+}
