@@ -26,5 +26,6 @@ mod status;
 mod submit;
 mod threads;
 mod timeouts;
+mod tui;
 mod wakeup;
 mod work_results;

@@ -1,0 +1,296 @@
+//! The command line: servers to watch, refresh interval, `--once`; `-h` is the host, as in the
+//! C tools, so help is `-H`/`--help`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+/// The Gearman port used when a server is given without one.
+pub const DEFAULT_PORT: u16 = 4730;
+
+/// Live dashboard for Gearman job servers.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "gearman-tui",
+    version,
+    disable_help_flag = true,
+    about = "Live dashboard for Gearman job servers (functions, workers, jobs, rates, alerts)",
+    after_help = "Keys: q quit, Tab/1-5 switch panel, s/S sort column, r reverse, / filter, \
+                  i hide idle rows, p pause, c cancel job, d drop function, X shutdown server, \
+                  ? help.\n\n\
+                  With --once, the exit status is 0 when every server answered, 1 when one \
+                  did not, 2 on a usage error."
+)]
+pub struct Cli {
+    /// Server to watch, HOST[:PORT] ([V6]:PORT for IPv6); repeat or separate with commas
+    /// for several. Default: localhost.
+    #[arg(
+        short = 'h',
+        long = "host",
+        value_name = "HOST[:PORT]",
+        env = "GEARMAN_SERVER",
+        hide_env_values = true,
+        value_delimiter = ',',
+        action = ArgAction::Append
+    )]
+    pub hosts: Vec<String>,
+
+    /// Port for servers given without one.
+    #[arg(short = 'p', long, default_value_t = DEFAULT_PORT, value_name = "PORT")]
+    pub port: u16,
+
+    /// Time between refreshes: seconds (fractions allowed) or a number with `ms`/`s`.
+    #[arg(short = 'i', long, default_value = "1", value_name = "SECONDS", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Bound on connecting to a server and on each of its replies, so that a dead server
+    /// is shown as down instead of stalling its panel.
+    #[arg(short = 't', long, default_value = "2", value_name = "SECONDS", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Print one snapshot of every server as plain text and exit (for scripts).
+    #[arg(long, visible_alias = "batch")]
+    pub once: bool,
+
+    /// Do not ask for `show jobs` (no jobs panel, job rates or ages): for servers holding
+    /// very many jobs.
+    #[arg(long)]
+    pub no_jobs: bool,
+
+    /// Minutes of history kept for the charts.
+    #[arg(long, default_value_t = 5, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(1..=1440))]
+    pub history: u32,
+
+    /// Print help.
+    #[arg(short = 'H', long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+impl Cli {
+    /// The servers to watch, parsed, in the order given (`localhost` when none is).
+    pub fn servers(&self) -> Result<Vec<ServerAddr>, AddrError> {
+        if self.hosts.iter().all(|h| h.trim().is_empty()) {
+            return Ok(vec![ServerAddr {
+                host: "localhost".into(),
+                port: self.port,
+            }]);
+        }
+        self.hosts
+            .iter()
+            .map(|h| h.trim())
+            .filter(|h| !h.is_empty())
+            .map(|h| ServerAddr::parse(h, self.port))
+            .collect()
+    }
+}
+
+/// A server address as given: host (name or IP) and port.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServerAddr {
+    /// Host name or IP address, without brackets.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+}
+
+/// A server address that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    /// The port is not a number from 1 to 65535.
+    #[error("invalid port in {0:?}")]
+    Port(String),
+    /// The host part is empty or malformed.
+    #[error("invalid host in {0:?}")]
+    Host(String),
+}
+
+impl ServerAddr {
+    /// Parses `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
+    pub fn parse(text: &str, default_port: u16) -> Result<ServerAddr, AddrError> {
+        let port = |p: &str| match p.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(AddrError::Port(text.into())),
+        };
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| AddrError::Host(text.into()))?;
+            match after {
+                "" => (host, default_port),
+                _ => match after.strip_prefix(':') {
+                    Some(p) => (host, port(p)?),
+                    None => return Err(AddrError::Host(text.into())),
+                },
+            }
+        } else {
+            match text.matches(':').count() {
+                0 => (text, default_port),
+                1 => {
+                    let (host, p) = text
+                        .split_once(':')
+                        .ok_or_else(|| AddrError::Host(text.into()))?;
+                    (host, port(p)?)
+                }
+                // A bare IPv6 address: no port.
+                _ => (text, default_port),
+            }
+        };
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(AddrError::Host(text.into()));
+        }
+        Ok(ServerAddr {
+            host: host.into(),
+            port,
+        })
+    }
+
+    /// Whether the host is this machine (so its process can be looked up in /proc).
+    pub fn is_loopback(&self) -> bool {
+        if self.host.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        std::net::IpAddr::from_str(&self.host).is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parses `1`, `0.5`, `250ms` or `2s` into a duration of at least 10 ms.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (number, scale) = if let Some(ms) = t.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = t.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (t, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 1, 0.5, 250ms)"))?;
+    let secs = value * scale;
+    if !secs.is_finite() || !(0.01..=86_400.0).contains(&secs) {
+        return Err(format!("{text:?} must be between 10ms and 24h"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The clap command, for the man page and tests.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parses the command line (clap prints help, version and usage errors itself).
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    Cli::try_parse_from(args)
+}
+
+/// The man page, rendered from [`command`].
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(command())
+        .section("1")
+        .render(&mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut all = vec!["gearman-tui"];
+        all.extend_from_slice(args);
+        parse_from(all).unwrap()
+    }
+
+    #[test]
+    fn hosts_repeat_and_split_on_commas() {
+        let cli = parse(&["-h", "a", "-h", "b:4731,[::1]:9", "-p", "7000"]);
+        let servers = cli.servers().unwrap();
+        let shown: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["a:7000", "b:4731", "[::1]:9"]);
+    }
+
+    #[test]
+    fn default_is_localhost_and_one_second() {
+        let cli = parse(&[]);
+        if std::env::var_os("GEARMAN_SERVER").is_none() {
+            assert_eq!(cli.servers().unwrap()[0].to_string(), "localhost:4730");
+        }
+        assert_eq!(cli.interval, Duration::from_secs(1));
+        assert!(!cli.once);
+    }
+
+    #[test]
+    fn addresses() {
+        let p = |s| ServerAddr::parse(s, 4730);
+        assert_eq!(p("::1").unwrap().to_string(), "[::1]:4730");
+        assert_eq!(p("[::1]").unwrap().to_string(), "[::1]:4730");
+        assert_eq!(p("h:0"), Err(AddrError::Port("h:0".into())));
+        assert_eq!(p("h:x"), Err(AddrError::Port("h:x".into())));
+        assert_eq!(p(":1"), Err(AddrError::Host(":1".into())));
+        assert_eq!(p("[::1"), Err(AddrError::Host("[::1".into())));
+        assert!(p("127.0.0.1:1").unwrap().is_loopback());
+        assert!(p("localhost").unwrap().is_loopback());
+        assert!(!p("10.0.0.1").unwrap().is_loopback());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0.5"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("NaN").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn dash_h_is_the_host_and_help_is_capital() {
+        let cli = parse(&["-h", "example"]);
+        assert_eq!(cli.hosts, ["example"]);
+        let err = parse_from(["gearman-tui", "-H"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        let err = parse_from(["gearman-tui", "--help"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(parse_from(["gearman-tui", "--batch"]).unwrap().once);
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    /// `UPDATE_MAN=1 cargo test -p gearman-tui man_page` regenerates the file.
+    #[test]
+    fn man_page_matches_the_cli() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/gearman-tui.1");
+        let page = man_page().unwrap();
+        if std::env::var_os("UPDATE_MAN").is_some() {
+            std::fs::write(&path, &page).unwrap();
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == page,
+            "man/gearman-tui.1 is stale: run UPDATE_MAN=1 cargo test -p gearman-tui man_page"
+        );
+    }
+}
