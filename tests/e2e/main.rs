@@ -12,6 +12,7 @@ mod harness;
 
 mod bad_input;
 mod cancel;
+mod cli_gearadmin;
 mod cli_gearman;
 mod disconnect;
 mod echo_options;
