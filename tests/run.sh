@@ -7,7 +7,8 @@
 #   - gearman-tools (/usr/bin/gearman): tests/e2e/interop_c.rs runs the C client and worker;
 #   - gearman-job-server (/usr/sbin/gearmand): the C server, to compare behaviour with
 #     GEARMAND_BIN=/usr/sbin/gearmand (not used by the default run);
-#   - python3 with pip and the `gear` package: tests/e2e/interop_gear.rs.
+#   - python3 with pip and the `gear` package: tests/e2e/interop_gear.rs;
+#   - the Python package `prometheus-client`: tests/e2e/stats.rs parses /metrics with it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +53,15 @@ if ! python3 -c 'import gear' >/dev/null 2>&1; then
 fi
 python3 -c 'import gear' || {
     echo "tests/run.sh: the Python package gear is still not importable" >&2
+    exit 1
+}
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+    echo "tests/run.sh: installing the Python package prometheus-client"
+    python3 -m pip install --quiet prometheus-client ||
+        python3 -m pip install --quiet --break-system-packages prometheus-client
+fi
+python3 -c 'import prometheus_client.parser' || {
+    echo "tests/run.sh: the Python package prometheus-client is still not importable" >&2
     exit 1
 }
 
