@@ -370,10 +370,11 @@ impl Config {
             verbose,
             verbose_name: cli.verbose.clone(),
             pid_file_is_default: cli.pid_file.is_none(),
-            pid_file: cli
-                .pid_file
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_PID_FILE)),
+            pid_file: absolute(
+                cli.pid_file
+                    .as_deref()
+                    .unwrap_or(Path::new(DEFAULT_PID_FILE)),
+            )?,
             max_outbox: cli.max_outbox,
             max_connections: cli.max_connections,
             partial_timeout: (cli.partial_timeout > 0)

@@ -22,7 +22,7 @@ use crate::http;
 use crate::io_thread::{self, NewConnection};
 use crate::listener;
 use crate::logging;
-use crate::processor::{self, Exit, ServerInfo};
+use crate::processor::{self, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
 use crate::queue::{QueueStore, StoredJob};
@@ -33,7 +33,7 @@ use crate::system;
 const EVENT_QUEUE: usize = 4096;
 /// Accepted sockets in flight to one I/O thread.
 const ACCEPT_QUEUE: usize = 256;
-/// How long an admin `shutdown` waits for its reply to be written.
+/// How long the end of the processing loop waits for the last replies to be written.
 const FLUSH_GRACE: Duration = Duration::from_millis(100);
 
 /// Runs the server until SIGTERM/SIGINT, an admin `shutdown`, or until a graceful
@@ -211,11 +211,10 @@ impl Parts {
             replay: std::mem::take(&mut self.replay),
             acl: self.acl.take(),
         })
-        .then(|exit| async move {
-            if exit == Exit::Immediate {
-                // Let the writers deliver the admin's `OK` before the process ends.
-                async_std::task::sleep(FLUSH_GRACE).await;
-            }
+        .then(|_exit| async move {
+            // Let the writers deliver the last replies (an admin's `OK`, the last
+            // WORK_COMPLETE of a graceful shutdown) before the process ends.
+            async_std::task::sleep(FLUSH_GRACE).await;
             done.close();
         })
     }

@@ -422,6 +422,9 @@ impl State {
     // ---- submission ----------------------------------------------------------------
 
     fn submit(&mut self, conn: ConnId, s: SubmitJob, now: u64) {
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.is_client = true;
+        }
         if !self
             .peers
             .get(&conn)
@@ -464,9 +467,6 @@ impl State {
             return;
         }
         let background = s.mode == JobMode::Background;
-        if let Some(peer) = self.peers.get_mut(&conn) {
-            peer.is_client = true;
-        }
         let function = s.function.clone();
         let id = self.create_job(s, true, background, None, now);
         self.count(&function, |c| c.submitted += 1);

@@ -10,6 +10,7 @@
 
 mod harness;
 
+mod admin;
 mod bad_input;
 mod cancel;
 mod cli_gearadmin;
@@ -21,8 +22,11 @@ mod grab;
 mod http;
 mod interop_c;
 mod interop_gear;
+mod operations;
 mod persistence;
+mod persistence_db;
 mod retries;
+mod security;
 mod signals;
 mod stats;
 mod status;

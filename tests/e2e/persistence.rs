@@ -839,8 +839,7 @@ fn sigkill_during_drain_loses_no_acknowledged_job() {
 /// processed; the C server deletes the row before reading the next packet. Run with
 /// `cargo test --test e2e known_bug_ -- --ignored`.
 #[test]
-#[ignore = "known bug: completions are deleted from the store asynchronously"]
-fn known_bug_sigkill_during_drain_does_not_rerun_confirmed_completions() {
+fn sigkill_during_drain_does_not_rerun_confirmed_completions() {
     let crash = crash_during_drain("crash-drain-confirmed");
     let rerun: Vec<String> = crash
         .rest

@@ -627,8 +627,6 @@ fn ours_counters_after_a_scripted_workload() {
 }
 
 #[test]
-#[ignore = "server bug: `cancel job` counts again each time it is repeated for a job not yet \
-            reaped (gearmand/src/state/admin.rs cancel_job); see the stats report"]
 fn ours_cancelling_a_job_twice_counts_it_once() {
     let server = Server::start(&[]);
     let mut c = server.connect();

@@ -193,7 +193,9 @@ impl State {
         self.current = Some(conn);
         self.unstore(id);
         self.current = None;
-        self.count_job(id, |c| c.cancelled += 1);
+        if self.jobs.get(&id).is_some_and(|j| !j.ignore) {
+            self.count_job(id, |c| c.cancelled += 1);
+        }
         if let Some(job) = self.jobs.get_mut(&id) {
             for &client in &job.clients {
                 self.out.emit(
