@@ -25,6 +25,9 @@
 //!   `bg` is not selected); timed until the server acknowledged the last WORK_COMPLETE.
 //! - `seq` (latency): 1 client × 1 worker, `--seq-jobs` (5,000) sequential round trips.
 //!
+//! `--queue sqlite` runs both servers with `-q libsqlite3` on a fresh database, so `bg` and
+//! `drain` measure durable submission and drain (`--scenario bg --scenario drain`).
+//!
 //! For each run the table shows the server's CPU seconds (utime + stime of all its threads
 //! from `/proc/<pid>/stat`, read before and after) and the generator's own (from
 //! `/proc/self/stat`), and notes when the generator saturated a core. Every read is bounded
@@ -47,7 +50,7 @@ use clap::Parser;
 use cpu::Clock;
 use load::{Ctx, JobSpec, Measured, UniqueMode};
 use report::{Sample, Side};
-use server::{Server, WorkDir};
+use server::{Queue, Server, WorkDir};
 
 /// The scenarios, in the order they run and are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -128,6 +131,11 @@ struct Args {
     /// I/O threads for each server (`-t`).
     #[arg(long, default_value_t = 4)]
     threads: u32,
+    /// Persistent queue for both servers; `sqlite` measures durable background submission
+    /// and drain (then --bg-jobs defaults to 5,000, --quick 500: the C module manages only
+    /// a few hundred jobs/s).
+    #[arg(long, value_enum, default_value_t = Queue::Builtin)]
+    queue: Queue,
     /// Longest wait for any single reply, in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     io_timeout: u64,
@@ -198,11 +206,14 @@ fn describe(e: &anyhow::Error) -> String {
 
 fn run() -> Result<()> {
     let args = Args::parse();
-    let (fg, bg, seq, rounds) = if args.quick {
+    let (fg, mut bg, seq, rounds) = if args.quick {
         (2_000, 2_000, 200, 1)
     } else {
         (20_000, 100_000, 5_000, 3)
     };
+    if args.queue == Queue::Sqlite {
+        bg = if args.quick { 500 } else { 5_000 };
+    }
     let config = Config {
         fg_jobs: args.jobs.unwrap_or(fg),
         bg_jobs: args.bg_jobs.unwrap_or(bg),
@@ -223,8 +234,9 @@ fn run() -> Result<()> {
     let ours_path = config.args.ours.clone().unwrap_or_else(default_ours);
     let dir = WorkDir::create()?;
     let startup = Duration::from_secs(10);
-    let mut ours = Server::start("ours", &ours_path, config.args.threads, &dir, startup)?;
-    let mut theirs = Server::start("C", &config.args.theirs, config.args.threads, &dir, startup)?;
+    let (threads, queue) = (config.args.threads, config.args.queue);
+    let mut ours = Server::start("ours", &ours_path, threads, queue, &dir, startup)?;
+    let mut theirs = Server::start("C", &config.args.theirs, threads, queue, &dir, startup)?;
     println!(
         "ours: {} (pid {}, {})\nC:    {} (pid {}, {})",
         ours.binary.display(),

@@ -61,6 +61,15 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// The persistent queue both servers run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Queue {
+    /// `-q builtin`: nothing stored.
+    Builtin,
+    /// `-q libsqlite3`: every background job durably stored.
+    Sqlite,
+}
+
 impl Server {
     /// Starts `binary -L 127.0.0.1 -p PORT -t THREADS -l none -P DIR/NAME.pid` and waits
     /// until it answers an ECHO_REQ, for at most `startup` (a few tries on fresh ports if
@@ -69,6 +78,7 @@ impl Server {
         name: &'static str,
         binary: &Path,
         threads: u32,
+        queue: Queue,
         dir: &WorkDir,
         startup: Duration,
     ) -> Result<Server> {
@@ -81,7 +91,7 @@ impl Server {
         // A server that exits at once may have lost a race for its port: try fresh ports.
         let mut attempt = 0;
         loop {
-            match Server::try_start(name, binary, threads, dir, startup, attempt) {
+            match Server::try_start(name, binary, threads, queue, dir, startup, attempt) {
                 Ok(server) => return Ok(server),
                 Err(e) if attempt < 2 && e.chain().any(|c| c.is::<Exited>()) => attempt += 1,
                 Err(e) => return Err(e),
@@ -93,6 +103,7 @@ impl Server {
         name: &'static str,
         binary: &Path,
         threads: u32,
+        queue: Queue,
         dir: &WorkDir,
         startup: Duration,
         attempt: u32,
@@ -102,10 +113,17 @@ impl Server {
         let stderr_path = dir.path.join(format!("{name}-{port}.stderr"));
         let stderr = File::create(&stderr_path)
             .with_context(|| format!("creating {}", stderr_path.display()))?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        command
             .args(["-L", "127.0.0.1", "-p", &port.to_string()])
             .args(["-t", &threads.to_string(), "-l", "none", "-P"])
-            .arg(&pid_file)
+            .arg(&pid_file);
+        if queue == Queue::Sqlite {
+            // A fresh database per start: durable submission is what is measured.
+            let db = dir.path.join(format!("{name}-{port}.sqlite"));
+            command.args(["-q", "libsqlite3", "--libsqlite3-db"]).arg(db);
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
