@@ -192,31 +192,27 @@ impl Server {
         })
     }
 
-    /// `gets` of several keys: key → (flags, data, cas).
+    /// `get` of several keys: key → item.
     fn get_many(&mut self, keys: &[&str]) -> Result<HashMap<String, Item>, StoreError> {
         let mut items = HashMap::new();
         if keys.is_empty() {
             return Ok(items);
         }
-        let request = format!("gets {}\r\n", keys.join(" "));
+        let request = format!("get {}\r\n", keys.join(" "));
         self.call(request.as_bytes(), |conn, addr| loop {
             let line = read_line(conn, addr)?;
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields.as_slice() {
                 ["END"] => return Ok(items),
-                ["VALUE", key, flags, len, rest @ ..] => {
+                ["VALUE", key, flags, len, ..] => {
                     let parse = |s: &str| s.parse::<u64>().map_err(|_| unexpected(addr, &line));
                     let flags = parse(flags)? as u32;
                     let len = parse(len)? as usize;
-                    let cas = match rest.first() {
-                        Some(c) => parse(c)?,
-                        None => 0,
-                    };
                     let mut data = vec![0; len + 2];
                     conn.read_exact(&mut data)
                         .map_err(|e| StoreError::backend(STORE, format!("{addr}: {e}")))?;
                     data.truncate(len);
-                    items.insert(key.to_string(), Item { flags, data, cas });
+                    items.insert(key.to_string(), Item { flags, data });
                 }
                 _ => return Err(unexpected(addr, &line)),
             }
@@ -228,7 +224,6 @@ impl Server {
 struct Item {
     flags: u32,
     data: Vec<u8>,
-    cas: u64,
 }
 
 fn read_line(conn: &mut BufReader<TcpStream>, addr: &str) -> Result<String, StoreError> {
@@ -269,7 +264,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if text.len() & 1 == 1 {
         return None;
     }
     (0..text.len())
@@ -458,7 +453,6 @@ impl QueueStore for MemcachedStore {
                 }
             }
         }
-        let _ = index.cas;
         self.rewrite_index()?;
         Ok(jobs)
     }

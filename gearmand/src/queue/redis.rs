@@ -284,12 +284,9 @@ impl QueueStore for RedisStore {
             let values = self.with_connection(|conn| {
                 let mut values = Vec::with_capacity(chunk.len());
                 for key in chunk {
-                    // One at a time only where a key is not a hash (someone else's key).
+                    // A key under the prefix that is not a hash is someone else's: skipped.
                     match redis::cmd("HGETALL").arg(key).query::<Value>(conn) {
                         Ok(value) => values.push(value),
-                        Err(e) if e.kind() == redis::ErrorKind::TypeError => {
-                            values.push(Value::Nil)
-                        }
                         Err(e) if e.is_io_error() => return Err(StoreError::backend(STORE, e)),
                         Err(e) if e.code() == Some("WRONGTYPE") => values.push(Value::Nil),
                         Err(e) => return Err(StoreError::backend(STORE, e)),
