@@ -24,6 +24,12 @@ apt_missing=()
 [ -x /usr/sbin/gearmand ] || apt_missing+=(gearman-job-server)
 command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || apt_missing+=(python3-pip)
+# Persistent queue stores (tests/e2e/persistence_db.rs; tests/db_servers.sh starts them).
+command -v pg_ctlcluster >/dev/null 2>&1 || apt_missing+=(postgresql)
+command -v mariadbd >/dev/null 2>&1 || apt_missing+=(mariadb-server)
+command -v memcached >/dev/null 2>&1 || apt_missing+=(memcached)
+command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
+[ -f /usr/include/tcadb.h ] || apt_missing+=(libtokyocabinet-dev)
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     if ! is_root; then
@@ -66,4 +72,10 @@ python3 -c 'import prometheus_client.parser' || {
 }
 
 cargo build --workspace --bins
+if is_root; then
+    # The database servers of tests/e2e/persistence_db.rs, on 127.0.0.1, stopped at exit.
+    trap 'tests/db_servers.sh stop' EXIT
+    db_env=$(tests/db_servers.sh start)
+    eval "$db_env"
+fi
 cargo test --workspace

@@ -24,6 +24,7 @@ mod interop_c;
 mod interop_gear;
 mod operations;
 mod persistence;
+mod persistence_db;
 mod retries;
 mod signals;
 mod stats;
