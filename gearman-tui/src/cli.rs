@@ -2,11 +2,10 @@
 //! C tools, so help is `-H`/`--help`.
 
 use std::ffi::OsString;
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, Parser};
+pub use gearman_shared::servers::{parse_list, ServerAddr, ServerListError, DEFAULT_HOST};
 
 /// The Gearman port used when a server is given without one.
 pub const DEFAULT_PORT: u16 = 4730;
@@ -71,98 +70,15 @@ pub struct Cli {
 
 impl Cli {
     /// The servers to watch, parsed, in the order given (`localhost` when none is).
-    pub fn servers(&self) -> Result<Vec<ServerAddr>, AddrError> {
+    pub fn servers(&self) -> Result<Vec<ServerAddr>, ServerListError> {
         if self.hosts.iter().all(|h| h.trim().is_empty()) {
-            return Ok(vec![ServerAddr {
-                host: "localhost".into(),
-                port: self.port,
-            }]);
+            return Ok(vec![ServerAddr::new(DEFAULT_HOST, self.port)]);
         }
-        self.hosts
-            .iter()
-            .map(|h| h.trim())
-            .filter(|h| !h.is_empty())
-            .map(|h| ServerAddr::parse(h, self.port))
-            .collect()
-    }
-}
-
-/// A server address as given: host (name or IP) and port.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ServerAddr {
-    /// Host name or IP address, without brackets.
-    pub host: String,
-    /// TCP port.
-    pub port: u16,
-}
-
-/// A server address that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AddrError {
-    /// The port is not a number from 1 to 65535.
-    #[error("invalid port in {0:?}")]
-    Port(String),
-    /// The host part is empty or malformed.
-    #[error("invalid host in {0:?}")]
-    Host(String),
-}
-
-impl ServerAddr {
-    /// Parses `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
-    pub fn parse(text: &str, default_port: u16) -> Result<ServerAddr, AddrError> {
-        let port = |p: &str| match p.parse::<u16>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(AddrError::Port(text.into())),
-        };
-        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-            let (host, after) = rest
-                .split_once(']')
-                .ok_or_else(|| AddrError::Host(text.into()))?;
-            match after {
-                "" => (host, default_port),
-                _ => match after.strip_prefix(':') {
-                    Some(p) => (host, port(p)?),
-                    None => return Err(AddrError::Host(text.into())),
-                },
-            }
-        } else {
-            match text.matches(':').count() {
-                0 => (text, default_port),
-                1 => {
-                    let (host, p) = text
-                        .split_once(':')
-                        .ok_or_else(|| AddrError::Host(text.into()))?;
-                    (host, port(p)?)
-                }
-                // A bare IPv6 address: no port.
-                _ => (text, default_port),
-            }
-        };
-        if host.is_empty() || host.contains(char::is_whitespace) {
-            return Err(AddrError::Host(text.into()));
+        let mut servers = Vec::new();
+        for list in self.hosts.iter().filter(|h| !h.trim().is_empty()) {
+            servers.extend(parse_list(list, self.port)?);
         }
-        Ok(ServerAddr {
-            host: host.into(),
-            port,
-        })
-    }
-
-    /// Whether the host is this machine (so its process can be looked up in /proc).
-    pub fn is_loopback(&self) -> bool {
-        if self.host.eq_ignore_ascii_case("localhost") {
-            return true;
-        }
-        std::net::IpAddr::from_str(&self.host).is_ok_and(|ip| ip.is_loopback())
-    }
-}
-
-impl fmt::Display for ServerAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
+        Ok(servers)
     }
 }
 
@@ -241,16 +157,14 @@ mod tests {
 
     #[test]
     fn addresses() {
-        let p = |s| ServerAddr::parse(s, 4730);
-        assert_eq!(p("::1").unwrap().to_string(), "[::1]:4730");
-        assert_eq!(p("[::1]").unwrap().to_string(), "[::1]:4730");
-        assert_eq!(p("h:0"), Err(AddrError::Port("h:0".into())));
-        assert_eq!(p("h:x"), Err(AddrError::Port("h:x".into())));
-        assert_eq!(p(":1"), Err(AddrError::Host(":1".into())));
-        assert_eq!(p("[::1"), Err(AddrError::Host("[::1".into())));
-        assert!(p("127.0.0.1:1").unwrap().is_loopback());
-        assert!(p("localhost").unwrap().is_loopback());
-        assert!(!p("10.0.0.1").unwrap().is_loopback());
+        let p = |s| parse_list(s, 4730).unwrap()[0].clone();
+        assert_eq!(p("::1").to_string(), "[::1]:4730");
+        assert_eq!(p("[::1]").to_string(), "[::1]:4730");
+        assert!(parse_list("h:x", 4730).is_err());
+        assert!(parse_list("[::1", 4730).is_err());
+        assert!(p("127.0.0.1:1").is_loopback());
+        assert!(p("localhost").is_loopback());
+        assert!(!p("10.0.0.1").is_loopback());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::app::{App, Effect};
-use crate::cli::{AddrError, Cli, ServerAddr};
+use crate::cli::{Cli, ServerAddr, ServerListError};
 use crate::event::Event;
 use crate::poller::{PollOptions, Poller};
 
@@ -34,7 +34,7 @@ const MAX_BATCH: usize = 1024;
 pub enum Error {
     /// A server address is malformed.
     #[error(transparent)]
-    Addr(#[from] AddrError),
+    Addr(#[from] ServerListError),
     /// The terminal could not be set up, drawn or read.
     #[error("cannot use the terminal")]
     Terminal(#[source] io::Error),

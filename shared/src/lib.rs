@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod connection;
 pub mod protocol;
+pub mod servers;
 
 pub use protocol::{
     decode, encode, DecodeError, Frame, Limits, Magic, Packet, PacketType, ProtocolError, Request,
