@@ -64,8 +64,8 @@ fn server_header() -> String {
 pub async fn run(listener: std::net::TcpListener, context: HttpContext, stop: Receiver<()>) {
     let listener = TcpListener::from(listener);
     let mut app = tide::with_state(context);
-    app.at("/metrics").get(metrics);
-    app.at("/status").get(status);
+    app.at("/metrics").get(metrics).head(metrics);
+    app.at("/status").get(status).head(status);
     app.at("/").all(submit);
     app.at("/*function").all(submit);
     loop {
@@ -173,7 +173,7 @@ async fn read_body(
 }
 
 /// Percent-decodes the path into a function name.
-fn function_name(path: &str) -> Bytes {
+pub fn function_name(path: &str) -> Bytes {
     let raw = path.trim_start_matches('/').as_bytes();
     let mut out = BytesMut::with_capacity(raw.len());
     let mut i = 0;
