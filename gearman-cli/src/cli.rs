@@ -1,6 +1,6 @@
 //! The command line: the C tool's single-letter flags (`getopt` spec
-//! `bc:f:h:HILnNp:Pst:u:vwi:dS`), its usage text, and the clap definition used for parsing
-//! and for generating the man page.
+//! `bc:f:h:HILnNp:Pst:u:vwi:dS`) plus our long TLS options (`--ssl-ca-file` and friends),
+//! its usage text, and the clap definition used for parsing and for generating the man page.
 //!
 //! `-h` is the host and `-H` the help, so clap's own `-h/--help` and `-V` are disabled. The
 //! usage text, its stream and its exit code copy the C tool (protocol.md §4.1); deciding them
@@ -34,7 +34,12 @@ pub const DIFFERENCES: &[&str] = &[
      server when one is down, a worker takes jobs from all of them.",
     "Worker -t: exits 1 after that many milliseconds without a job (1.1.20 prints an error \
      and goes on).",
-    "-S (TLS) is rejected with an error: not supported yet.",
+    "-S connects over TLS (rustls, TLS 1.2/1.3) and verifies the server's certificate \
+     against --ssl-ca-file FILE, which is required (there is no built-in trust store); \
+     --ssl-certificate FILE with --ssl-key FILE present a client certificate, and \
+     --ssl-server-name NAME is the name the server's certificate must carry (default: the \
+     host connected to). Without these options the files come from GEARMAND_CA_CERTIFICATE, \
+     GEARMAN_CLIENT_PEM and GEARMAN_CLIENT_KEY, as in libgearman. 1.1.20 has only -S.",
     "Non-numeric -p, -t or -c values are errors instead of being read as 0.",
 ];
 
@@ -98,7 +103,7 @@ pub struct Args {
     #[arg(short = 'i', value_name = "pidfile", allow_hyphen_values = true,
           value_parser = clap::value_parser!(PathBuf), help_heading = "Common options")]
     pub pidfile: Option<PathBuf>,
-    /// Enable SSL connections (not supported yet: exits with an error)
+    /// Enable SSL connections: TLS, verified against --ssl-ca-file (required)
     #[arg(short = 'S', help_heading = "Common options")]
     pub ssl: bool,
     /// Run as a daemon: fork, start a new session, stdin/stdout/stderr to /dev/null
@@ -143,6 +148,30 @@ pub struct Args {
     #[arg(short = 'w', help_heading = "Worker options")]
     pub worker: bool,
 
+    /// With -S: PEM file of the CA the server's certificate must chain to (required;
+    /// default GEARMAND_CA_CERTIFICATE)
+    #[arg(long = "ssl-ca-file", value_name = "FILE", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
+    pub ssl_ca_file: Option<PathBuf>,
+    /// With -S: PEM file of the client certificate chain to present (default
+    /// GEARMAN_CLIENT_PEM); needs --ssl-key
+    #[arg(long = "ssl-certificate", value_name = "FILE", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
+    pub ssl_certificate: Option<PathBuf>,
+    /// With -S: PEM file of the client certificate's private key (default
+    /// GEARMAN_CLIENT_KEY)
+    #[arg(long = "ssl-key", value_name = "FILE", allow_hyphen_values = true,
+          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
+    pub ssl_key: Option<PathBuf>,
+    /// With -S: the name the server's certificate must carry (default: the host connected to)
+    #[arg(
+        long = "ssl-server-name",
+        value_name = "NAME",
+        allow_hyphen_values = true,
+        help_heading = "TLS options"
+    )]
+    pub ssl_server_name: Option<String>,
+
     /// Client: job data, one job per word and function. Worker: the command to run per job
     #[arg(value_name = "data | command", value_parser = clap::value_parser!(OsString))]
     pub rest: Vec<OsString>,
@@ -158,7 +187,10 @@ pub fn command() -> clap::Command {
         footer.push('\n');
     }
     footer.push_str(
-        "\nEnvironment: GEARMAN_SERVER=host[:port],... replaces -h and -p.\n\
+        "\nEnvironment: GEARMAN_SERVER=host[:port],... replaces -h and -p. With -S, \
+         GEARMAND_CA_CERTIFICATE, GEARMAN_CLIENT_PEM and GEARMAN_CLIENT_KEY name the CA, \
+         client certificate and key files unless --ssl-ca-file, --ssl-certificate and \
+         --ssl-key do.\n\
          Exit status: 0 on success; 1 when a job failed, on a usage error, or when the \
          job server cannot be used.",
     );
@@ -211,6 +243,13 @@ pub struct Scan {
 const WITH_ARGUMENT: &[u8] = b"cfhptui";
 /// Options without an argument.
 const FLAGS: &[u8] = b"bHILnNPsvwdS";
+/// Our long options (none in the C tool); each takes an argument, attached with `=` or next.
+pub const LONG_WITH_ARGUMENT: &[&str] = &[
+    "ssl-ca-file",
+    "ssl-certificate",
+    "ssl-key",
+    "ssl-server-name",
+];
 
 /// Scans like GNU `getopt` (options may follow data words; `--` ends the options).
 pub fn scan(args: &[OsString]) -> Scan {
@@ -223,6 +262,19 @@ pub fn scan(args: &[OsString]) -> Scan {
             break;
         }
         if arg.len() < 2 || arg[0] != b'-' {
+            continue;
+        }
+        if let Some(long) = arg.strip_prefix(b"--") {
+            let (name, attached) = match long.iter().position(|&b| b == b'=') {
+                Some(eq) => (&long[..eq], true),
+                None => (long, false),
+            };
+            let known = LONG_WITH_ARGUMENT.iter().any(|l| l.as_bytes() == name);
+            if !known || (!attached && i >= args.len()) {
+                s.error = true;
+            } else if !attached {
+                i += 1;
+            }
             continue;
         }
         let cluster = &arg[1..];
@@ -554,6 +606,58 @@ mod tests {
         assert!(scan(&os(&["-"])) == Scan::default());
     }
 
+    /// `man/gearman.1` is rendered from [`command`]; `UPDATE_MAN=1 cargo test -p gearman-cli
+    /// man_page` regenerates it.
+    #[test]
+    fn man_page_matches_the_cli() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/gearman.1");
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command())
+            .section("1")
+            .render(&mut page)
+            .unwrap_or_else(|e| panic!("render the man page: {e}"));
+        if std::env::var_os("UPDATE_MAN").is_some() {
+            std::fs::write(&path, &page).unwrap_or_else(|e| panic!("write man page: {e}"));
+        }
+        let committed = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            committed == page,
+            "man/gearman.1 is stale: run UPDATE_MAN=1 cargo test -p gearman-cli man_page"
+        );
+    }
+
+    #[test]
+    fn tls_long_options() {
+        let a = run(&[
+            "-S",
+            "--ssl-ca-file",
+            "/ca.pem",
+            "--ssl-certificate=/c.pem",
+            "-f",
+            "x",
+            "--ssl-key",
+            "-k.pem",
+            "--ssl-server-name=gearman.example",
+            "data",
+        ]);
+        assert!(a.ssl);
+        assert_eq!(a.ssl_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(a.ssl_certificate, Some(PathBuf::from("/c.pem")));
+        assert_eq!(a.ssl_key, Some(PathBuf::from("-k.pem")));
+        assert_eq!(a.ssl_server_name.as_deref(), Some("gearman.example"));
+        assert_eq!(a.rest, ["data"]);
+
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        // The value of a long option is not a -f.
+        assert!(!scan(&os(&["--ssl-key", "-f"])).has_function);
+        assert!(scan(&os(&["-f", "x", "--ssl-key"])).error, "missing value");
+        assert!(scan(&os(&["-f", "x", "--ssl"])).error, "no prefixes");
+        assert!(scan(&os(&["-f", "x", "--help"])).error);
+        assert!(!scan(&os(&["-f", "x", "--ssl-key="])).error);
+        let u = usage(&["-f", "x", "--bogus"]);
+        assert!(u.text.starts_with("\ngearman\tError in usage(-?)."));
+    }
+
     #[test]
     fn wrapping() {
         assert_eq!(wrap("a b c", "- ", "  ", 80), "- a b c\n");
@@ -573,7 +677,8 @@ mod tests {
         for c in "bcfhHILnNpPstuvwidS".chars() {
             assert!(shorts.contains(c), "missing -{c}");
         }
-        assert!(!cmd.get_arguments().any(|a| a.get_long().is_some()));
+        let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+        assert_eq!(longs, LONG_WITH_ARGUMENT);
         let footer = cmd
             .get_after_help()
             .map(ToString::to_string)

@@ -275,13 +275,14 @@ impl Client<'_> {
         for k in 0..servers.len() {
             let index = (self.next + k) % servers.len();
             let server = &servers[index];
-            let mut link = match Link::connect(server, self.config.timeout) {
-                Ok(link) => link,
-                Err(reason) => {
-                    reasons.push(format!("{server}: {reason}"));
-                    continue;
-                }
-            };
+            let mut link =
+                match Link::connect(server, self.config.timeout, self.config.tls.as_ref()) {
+                    Ok(link) => link,
+                    Err(reason) => {
+                        reasons.push(format!("{server}: {reason}"));
+                        continue;
+                    }
+                };
             match enable_exceptions(&mut link) {
                 Ok(()) => {
                     self.next = index;
@@ -480,6 +481,7 @@ mod tests {
             timeout: Some(Duration::from_secs(5)),
             pidfile: None,
             daemon: false,
+            tls: None,
             mode: crate::config::Mode::Client(opts.clone()),
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());

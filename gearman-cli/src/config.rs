@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gearman_shared::protocol::{JobMode, Priority};
+use gearman_shared::tls::{TlsConnector, TlsOptions};
 
 use crate::cli::{os_bytes, Args};
 use crate::error::Error;
@@ -25,6 +26,8 @@ pub struct Config {
     pub pidfile: Option<PathBuf>,
     /// `-d`.
     pub daemon: bool,
+    /// `-S`: every connection is TLS with this configuration (files already read).
+    pub tls: Option<TlsConnector>,
     /// Client or worker, with the options of that mode.
     pub mode: Mode,
 }
@@ -87,12 +90,52 @@ fn number(option: &'static str, value: &str) -> Result<i64, Error> {
         })
 }
 
+/// libgearman's environment variables for the `-S` files: CA, client certificate, key.
+pub const TLS_ENV: [&str; 3] = [
+    "GEARMAND_CA_CERTIFICATE",
+    "GEARMAN_CLIENT_PEM",
+    "GEARMAN_CLIENT_KEY",
+];
+
+/// The `-S` settings: `None` without `-S`. Each file comes from its `--ssl-*` option, else
+/// from its libgearman variable (looked up with `env`); the `--ssl-*` options without `-S`
+/// are an error, the variables are then ignored.
+pub fn tls_options(
+    args: &Args,
+    env: impl Fn(&str) -> Option<OsString>,
+) -> Result<Option<TlsOptions>, Error> {
+    if !args.ssl {
+        let given = [
+            (args.ssl_ca_file.is_some(), "--ssl-ca-file"),
+            (args.ssl_certificate.is_some(), "--ssl-certificate"),
+            (args.ssl_key.is_some(), "--ssl-key"),
+            (args.ssl_server_name.is_some(), "--ssl-server-name"),
+        ];
+        return match given.iter().find(|(set, _)| *set) {
+            Some((_, option)) => Err(Error::TlsOptionWithoutS(option)),
+            None => Ok(None),
+        };
+    }
+    let file = |option: &Option<PathBuf>, var: &str| {
+        option
+            .clone()
+            .or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
+    };
+    Ok(Some(TlsOptions {
+        ca_file: file(&args.ssl_ca_file, TLS_ENV[0]),
+        certificate: file(&args.ssl_certificate, TLS_ENV[1]),
+        key: file(&args.ssl_key, TLS_ENV[2]),
+        server_name: args.ssl_server_name.clone(),
+    }))
+}
+
 impl Config {
-    /// Validates `args`; `gearman_server` is the `GEARMAN_SERVER` variable, if set.
+    /// Validates `args`; `gearman_server` is the `GEARMAN_SERVER` variable, if set. With
+    /// `-S` the TLS files are read now (see [`tls_options`]).
     pub fn from_args(args: &Args, gearman_server: Option<&OsStr>) -> Result<Config, Error> {
-        if args.ssl {
-            return Err(Error::TlsUnsupported);
-        }
+        let tls = tls_options(args, |var| std::env::var_os(var))?
+            .map(|options| TlsConnector::new(&options))
+            .transpose()?;
         let servers = servers::select(gearman_server, args.host.as_deref(), args.port.as_deref())?;
         // As in libgearman, zero or a negative number means no time limit.
         let timeout = match &args.timeout {
@@ -169,6 +212,7 @@ impl Config {
             timeout,
             pidfile: args.pidfile.clone(),
             daemon: args.daemon,
+            tls,
             mode,
         })
     }
@@ -273,9 +317,74 @@ mod tests {
         ] {
             assert!(config(bad, None).is_err(), "{bad:?}");
         }
+    }
+
+    fn tls(args: &[&str], env: &[(&str, &str)]) -> Result<Option<TlsOptions>, Error> {
+        let mut argv = vec!["gearman"];
+        argv.extend_from_slice(args);
+        let Parsed::Run(a) = parse(argv) else {
+            panic!("usage for {args:?}");
+        };
+        let env: Vec<(String, OsString)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        tls_options(&a, |var| {
+            env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn tls_settings() {
+        let env = [
+            ("GEARMAND_CA_CERTIFICATE", "/env/ca.pem"),
+            ("GEARMAN_CLIENT_PEM", "/env/c.pem"),
+            ("GEARMAN_CLIENT_KEY", ""),
+        ];
+        // Without -S: no TLS, the variables are ignored, the options are an error.
+        assert!(matches!(tls(&["-f", "x"], &env), Ok(None)));
         assert!(matches!(
-            config(&["-f", "x", "-S"], None),
-            Err(Error::TlsUnsupported)
+            tls(&["-f", "x", "--ssl-key", "k"], &[]),
+            Err(Error::TlsOptionWithoutS("--ssl-key"))
         ));
+        let Ok(Some(o)) = tls(&["-f", "x", "-S", "--ssl-key", "/k.pem"], &env) else {
+            panic!("-S gives TLS options");
+        };
+        assert_eq!(o.ca_file, Some(PathBuf::from("/env/ca.pem")));
+        assert_eq!(o.certificate, Some(PathBuf::from("/env/c.pem")));
+        assert_eq!(o.key, Some(PathBuf::from("/k.pem")));
+        let Ok(Some(o)) = tls(&["-f", "x", "-S", "--ssl-ca-file", "/ca.pem"], &env) else {
+            panic!("-S gives TLS options");
+        };
+        assert_eq!(o.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(o.key, None, "an empty variable is unset");
+        let Ok(Some(o)) = tls(&["-f", "x", "-S"], &[]) else {
+            panic!("-S gives TLS options");
+        };
+        assert_eq!(o, TlsOptions::default());
+    }
+
+    #[test]
+    fn tls_needs_a_ca_file() {
+        // Only when nothing in the environment names one.
+        if TLS_ENV.iter().any(|v| std::env::var_os(v).is_some()) {
+            return;
+        }
+        let e = config(&["-f", "x", "-S"], None).err();
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.to_string().contains("--ssl-ca-file")),
+            "{e:?}"
+        );
+        let e = config(
+            &["-f", "x", "-S", "--ssl-ca-file", "/nonexistent/ca.pem"],
+            None,
+        )
+        .err();
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.to_string().contains("/nonexistent/ca.pem")),
+            "{e:?}"
+        );
     }
 }

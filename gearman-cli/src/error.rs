@@ -57,9 +57,12 @@ pub enum Error {
         /// What arrived.
         what: String,
     },
-    /// `-S` was given.
-    #[error("TLS (-S) is not supported yet")]
-    TlsUnsupported,
+    /// `-S`: the TLS files cannot be used (no CA file, unreadable PEM, bad key).
+    #[error("TLS (-S): {0}")]
+    Tls(#[from] gearman_shared::tls::TlsError),
+    /// An `--ssl-*` option without `-S`.
+    #[error("{0} needs -S")]
+    TlsOptionWithoutS(&'static str),
     /// A numeric option that is not a number.
     #[error("invalid {option} value '{value}'")]
     InvalidNumber {

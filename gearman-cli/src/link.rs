@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gearman_shared::connection::{Connection, ConnectionError};
 use gearman_shared::protocol::{Request, Response};
+use gearman_shared::tls::TlsConnector;
 
 use crate::error::Error;
 use crate::servers::ServerAddr;
@@ -39,10 +40,20 @@ pub struct Link {
 }
 
 impl Link {
-    /// Connects; the error is the reason, for a message such as `host:port: reason`.
-    pub fn connect(server: &ServerAddr, timeout: Option<Duration>) -> Result<Link, String> {
-        let conn = Connection::connect((server.host.as_str(), server.port), timeout)
-            .map_err(|e| e.to_string())?;
+    /// Connects, over TLS when `tls` is given (the server's certificate must name the
+    /// host as written in the server list, unless `--ssl-server-name` says otherwise); the
+    /// error is the reason, for a message such as `host:port: reason`.
+    pub fn connect(
+        server: &ServerAddr,
+        timeout: Option<Duration>,
+        tls: Option<&TlsConnector>,
+    ) -> Result<Link, String> {
+        let address = (server.host.as_str(), server.port);
+        let conn = match tls {
+            None => Connection::connect(address, timeout),
+            Some(tls) => Connection::connect_host_tls(address, timeout, tls),
+        }
+        .map_err(|e| e.to_string())?;
         conn.set_read_timeout(timeout).map_err(|e| e.to_string())?;
         conn.stream()
             .set_write_timeout(timeout)
@@ -124,5 +135,6 @@ fn classify(e: ConnectionError) -> LinkError {
         ConnectionError::Closed => LinkError::Lost("connection closed by the server".into()),
         ConnectionError::Decode(e) => LinkError::Protocol(e.to_string()),
         ConnectionError::Unexpected(what) => LinkError::Protocol(what),
+        ConnectionError::Tls(e) => LinkError::Lost(e.to_string()),
     }
 }

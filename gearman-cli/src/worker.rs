@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gearman_shared::protocol::{ErrorCode, GrabKind, Request, Response};
+use gearman_shared::tls::TlsConnector;
 
 use crate::config::{Config, WorkerOptions};
 use crate::error::{printable, Error};
@@ -162,6 +163,7 @@ impl Tally {
 struct Setup {
     functions: Vec<Bytes>,
     timeout: Option<Duration>,
+    tls: Option<TlsConnector>,
     lines: LineMode,
     command: Option<(OsString, Vec<OsString>)>,
 }
@@ -174,6 +176,7 @@ pub fn run(config: &Config, opts: &WorkerOptions) -> Result<Outcome, Error> {
     let setup = Arc::new(Setup {
         functions: config.functions.clone(),
         timeout: config.timeout,
+        tls: config.tls.clone(),
         lines: opts.lines,
         command: opts.command.clone(),
     });
@@ -246,7 +249,7 @@ fn server_list(config: &Config) -> String {
 
 /// Connects and registers every function.
 fn connect(server: &ServerAddr, setup: &Setup) -> Result<Link, String> {
-    let mut link = Link::connect(server, setup.timeout)?;
+    let mut link = Link::connect(server, setup.timeout, setup.tls.as_ref())?;
     // `-t` bounds connecting; idle waits are watched by the main thread instead.
     link.set_read_timeout(None).map_err(|e| e.to_string())?;
     for function in &setup.functions {

@@ -152,12 +152,10 @@ pub struct Acl {
 /// A problem in an ACL file, with its line number.
 #[derive(Debug, thiserror::Error)]
 pub enum AclError {
-    /// The file cannot be read.
-    #[error("cannot read ACL file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    /// The file cannot be read. (The I/O error is part of the message, not a `source`,
+    /// so that `{:#}` chains do not print it twice.)
+    #[error("cannot read ACL file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     /// A line is wrong.
     #[error("ACL line {line}: {message}")]
     Syntax { line: usize, message: String },
@@ -166,9 +164,9 @@ pub enum AclError {
 impl Acl {
     /// Reads and parses an ACL file.
     pub fn load(path: &Path) -> Result<Acl, AclError> {
-        let text = std::fs::read_to_string(path).map_err(|source| AclError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| AclError::Read {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         Acl::parse(&text)
     }

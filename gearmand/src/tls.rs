@@ -27,12 +27,19 @@ pub enum TlsError {
     /// A PEM file could not be read or parsed.
     #[error("cannot read {path}: {message}")]
     Pem { path: PathBuf, message: String },
-    /// rustls refused the configuration.
+    /// rustls refused the configuration. (The cause is part of the message, not a
+    /// `source`, so that `{:#}` chains do not print it twice.)
     #[error("TLS configuration: {0}")]
-    Config(#[from] rustls::Error),
+    Config(rustls::Error),
     /// The client verifier could not be built.
     #[error("client certificate verification: {0}")]
     Verifier(String),
+}
+
+impl From<rustls::Error> for TlsError {
+    fn from(e: rustls::Error) -> TlsError {
+        TlsError::Config(e)
+    }
 }
 
 fn pem_error(path: &Path, e: impl std::fmt::Display) -> TlsError {

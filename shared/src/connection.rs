@@ -1,4 +1,5 @@
-//! A blocking connection over `std::net`: send requests or admin lines, read frames.
+//! A blocking connection over `std::net`, plain or TLS: send requests or admin lines, read
+//! frames.
 //!
 //! Used by the command-line tools, the benchmark and the tests; the server has its own
 //! async I/O. No async runtime here, on purpose.
@@ -10,6 +11,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 use crate::protocol::{decode, encode, DecodeError, Frame, Limits, Packet, Request, Response};
+use crate::tls::{Stream, TlsConnector, TlsError, TlsOptions};
 
 /// Errors of a blocking connection.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +28,14 @@ pub enum ConnectionError {
     /// The peer closed the connection.
     #[error("connection closed by peer")]
     Closed,
+    /// TLS could not be set up (files, names, handshake).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
-/// One TCP connection to a Gearman server, with a read buffer.
+/// One TCP connection (plain or TLS) to a Gearman server, with a read buffer.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     read_buf: BytesMut,
     write_buf: BytesMut,
     limits: Limits,
@@ -42,23 +47,56 @@ impl Connection {
         addr: impl ToSocketAddrs,
         timeout: Option<Duration>,
     ) -> Result<Self, ConnectionError> {
-        let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
-        for a in addr.to_socket_addrs()? {
-            let attempt = match timeout {
-                Some(t) => TcpStream::connect_timeout(&a, t),
-                None => TcpStream::connect(a),
-            };
-            match attempt {
-                Ok(stream) => return Ok(Connection::from_stream(stream)),
-                Err(e) => last = e,
-            }
-        }
-        Err(ConnectionError::Io(last))
+        Ok(Connection::from_stream(tcp_connect(addr, timeout)?))
+    }
+
+    /// Connects to `addr` and runs a TLS handshake with `options` (see [`crate::tls`]);
+    /// `timeout` bounds the connect and the handshake. The server's certificate must name
+    /// [`TlsOptions::server_name`], or else the IP address connected to.
+    pub fn connect_tls(
+        addr: impl ToSocketAddrs,
+        timeout: Option<Duration>,
+        options: &TlsOptions,
+    ) -> Result<Self, ConnectionError> {
+        let connector = TlsConnector::new(options)?;
+        let tcp = tcp_connect(addr, timeout)?;
+        let host = tcp.peer_addr()?.ip().to_string();
+        Connection::from_tls(tcp, &connector, &host, timeout)
+    }
+
+    /// Connects to `(host, port)` over TLS with a prepared connector: the server's
+    /// certificate must name `host` (a DNS name or an address literal) unless the connector
+    /// names another. `timeout` bounds the connect and the handshake.
+    pub fn connect_host_tls(
+        (host, port): (&str, u16),
+        timeout: Option<Duration>,
+        connector: &TlsConnector,
+    ) -> Result<Self, ConnectionError> {
+        let tcp = tcp_connect((host, port), timeout)?;
+        Connection::from_tls(tcp, connector, host, timeout)
+    }
+
+    /// Runs a TLS handshake over the connected `tcp`; `host` is the name the server's
+    /// certificate must carry unless the connector names one.
+    pub fn from_tls(
+        tcp: TcpStream,
+        connector: &TlsConnector,
+        host: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Self, ConnectionError> {
+        Ok(Connection::with_stream(
+            connector.connect(tcp, host, timeout)?,
+        ))
     }
 
     /// Wraps an already connected stream.
     pub fn from_stream(stream: TcpStream) -> Self {
-        let _ = stream.set_nodelay(true);
+        Connection::with_stream(Stream::Plain(stream))
+    }
+
+    /// Wraps an already connected plain or TLS stream.
+    pub fn with_stream(stream: Stream) -> Self {
+        let _ = stream.tcp().set_nodelay(true);
         Connection {
             stream,
             read_buf: BytesMut::with_capacity(8192),
@@ -69,12 +107,17 @@ impl Connection {
 
     /// Bounds every later read (`None` waits forever).
     pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.stream.set_read_timeout(timeout)
+        self.stream.tcp().set_read_timeout(timeout)
     }
 
-    /// The underlying socket.
+    /// The underlying socket (under TLS, if on: writing to it directly bypasses TLS).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
     }
 
     /// Queues a packet; it is written by [`Connection::flush`].
@@ -86,6 +129,7 @@ impl Connection {
     pub fn flush(&mut self) -> Result<(), ConnectionError> {
         self.stream.write_all(&self.write_buf)?;
         self.write_buf.clear();
+        self.stream.flush()?;
         Ok(())
     }
 
@@ -104,6 +148,7 @@ impl Connection {
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ConnectionError> {
         self.flush()?;
         self.stream.write_all(bytes)?;
+        self.stream.flush()?;
         Ok(())
     }
 
@@ -153,4 +198,20 @@ impl Connection {
             self.read_buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// Connects to the first address of `addr` that accepts.
+fn tcp_connect(addr: impl ToSocketAddrs, timeout: Option<Duration>) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing");
+    for a in addr.to_socket_addrs()? {
+        let attempt = match timeout {
+            Some(t) => TcpStream::connect_timeout(&a, t),
+            None => TcpStream::connect(a),
+        };
+        match attempt {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }

@@ -5,12 +5,14 @@
 //! - [`protocol`]: binary packets, the sans-I/O frame decoder/encoder, and the typed
 //!   [`Request`](protocol::Request) / [`Response`](protocol::Response) enums;
 //! - admin text lines are framed by the same decoder ([`protocol::Frame::Text`]) and
-//!   understood by [`admin`]: command parsing, reply rendering/parsing, a blocking client.
+//!   understood by [`admin`]: command parsing, reply rendering/parsing, a blocking client;
+//! - [`connection`] and [`tls`]: the blocking client connection, over plain TCP or TLS.
 
 pub mod admin;
 pub mod connection;
 pub mod protocol;
 pub mod servers;
+pub mod tls;
 
 pub use protocol::{
     decode, encode, DecodeError, Frame, Limits, Magic, Packet, PacketType, ProtocolError, Request,

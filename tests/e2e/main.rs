@@ -26,6 +26,7 @@ mod operations;
 mod persistence;
 mod persistence_db;
 mod retries;
+mod security;
 mod signals;
 mod stats;
 mod status;

@@ -1,5 +1,5 @@
-//! A blocking admin-protocol client over `std::net::TcpStream`, for gearadmin, gearman-tui
-//! and tests.
+//! A blocking admin-protocol client over `std::net::TcpStream`, plain or TLS, for gearadmin,
+//! gearman-tui and tests.
 //!
 //! Each call sends one command line and reads exactly one complete reply. How the reply is
 //! delimited comes from the command itself ([`AdminCommand::reply_shape`]), parsed with the
@@ -16,6 +16,7 @@ use super::reply::{
     self, FunctionPriorityStatus, FunctionStatus, JobInfo, Reply, ReplyError, ReplyShape,
     WorkerInfo,
 };
+use crate::tls::{Stream, TlsConnector, TlsError, TlsOptions};
 
 /// The largest reply accepted, so that a misbehaving peer cannot exhaust memory.
 pub const MAX_REPLY_LEN: usize = 256 << 20;
@@ -64,12 +65,15 @@ pub enum AdminError {
     /// The command line or an argument cannot be sent as asked.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// TLS could not be set up (files, names, handshake).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
-/// One blocking TCP connection to a Gearman server's admin protocol.
+/// One blocking TCP connection (plain or TLS) to a Gearman server's admin protocol.
 #[derive(Debug)]
 pub struct AdminClient {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     /// How many leading bytes of `buf` are known to hold no `\n`, so that a long listing
     /// arriving in many reads is scanned once.
@@ -82,30 +86,37 @@ impl AdminClient {
         addr: impl ToSocketAddrs,
         timeout: Option<Duration>,
     ) -> Result<Self, AdminError> {
-        let mut last = None;
-        for a in addr.to_socket_addrs().map_err(AdminError::Resolve)? {
-            let attempt = match timeout {
-                Some(t) => TcpStream::connect_timeout(&a, t),
-                None => TcpStream::connect(a),
-            };
-            match attempt {
-                Ok(stream) => {
-                    let client = AdminClient::from_stream(stream);
-                    client.set_timeout(timeout)?;
-                    return Ok(client);
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(AdminError::Connect(last.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing")
-        })))
+        let client = AdminClient::from_stream(tcp_connect(addr, timeout)?);
+        client.set_timeout(timeout)?;
+        Ok(client)
+    }
+
+    /// Connects to `addr` and runs a TLS handshake with `options` (see [`crate::tls`]);
+    /// `timeout` bounds the connect, the handshake and, afterwards, every read and write.
+    /// The server's certificate must name [`TlsOptions::server_name`], or else the IP
+    /// address connected to.
+    pub fn connect_tls(
+        addr: impl ToSocketAddrs,
+        timeout: Option<Duration>,
+        options: &TlsOptions,
+    ) -> Result<Self, AdminError> {
+        let connector = TlsConnector::new(options)?;
+        let tcp = tcp_connect(addr, timeout)?;
+        let host = tcp.peer_addr().map_err(AdminError::Io)?.ip().to_string();
+        let client = AdminClient::with_stream(connector.connect(tcp, &host, timeout)?);
+        client.set_timeout(timeout)?;
+        Ok(client)
     }
 
     /// Wraps an already connected stream, keeping its timeouts.
     pub fn from_stream(stream: TcpStream) -> Self {
+        AdminClient::with_stream(Stream::Plain(stream))
+    }
+
+    /// Wraps an already connected plain or TLS stream, keeping its timeouts.
+    pub fn with_stream(stream: Stream) -> Self {
         // Commands are small and each waits for its reply: do not let Nagle delay them.
-        let _ = stream.set_nodelay(true);
+        let _ = stream.tcp().set_nodelay(true);
         AdminClient {
             stream,
             buf: BytesMut::with_capacity(8192),
@@ -115,17 +126,19 @@ impl AdminClient {
 
     /// Bounds every later read and write (`None` waits forever).
     pub fn set_timeout(&self, timeout: Option<Duration>) -> Result<(), AdminError> {
-        self.stream
-            .set_read_timeout(timeout)
-            .map_err(AdminError::Io)?;
-        self.stream
-            .set_write_timeout(timeout)
-            .map_err(AdminError::Io)
+        let tcp = self.stream.tcp();
+        tcp.set_read_timeout(timeout).map_err(AdminError::Io)?;
+        tcp.set_write_timeout(timeout).map_err(AdminError::Io)
     }
 
-    /// The underlying socket.
+    /// The underlying socket (under TLS, if on: writing to it directly bypasses TLS).
     pub fn stream(&self) -> &TcpStream {
-        &self.stream
+        self.stream.tcp()
+    }
+
+    /// Whether the connection is encrypted.
+    pub fn is_tls(&self) -> bool {
+        self.stream.is_tls()
     }
 
     /// Sends `line` followed by `\r\n` and reads the whole reply.
@@ -155,6 +168,7 @@ impl AdminClient {
             out.extend_from_slice(DROP_SENTINEL);
         }
         self.stream.write_all(&out).map_err(io_error)?;
+        self.stream.flush().map_err(io_error)?;
         self.read_reply(shape)
     }
 
@@ -363,6 +377,27 @@ impl AdminClient {
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
+}
+
+/// Connects to the first address of `addr` that accepts.
+fn tcp_connect(
+    addr: impl ToSocketAddrs,
+    timeout: Option<Duration>,
+) -> Result<TcpStream, AdminError> {
+    let mut last = None;
+    for a in addr.to_socket_addrs().map_err(AdminError::Resolve)? {
+        let attempt = match timeout {
+            Some(t) => TcpStream::connect_timeout(&a, t),
+            None => TcpStream::connect(a),
+        };
+        match attempt {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(AdminError::Connect(last.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, "address resolved to nothing")
+    })))
 }
 
 /// Checks that an argument survives the server's tokenizer as one token.
