@@ -38,16 +38,18 @@ impl Drop for Slot {
 }
 
 /// Runs connections until the listener is gone and every connection has ended.
-pub async fn run(accepted: Receiver<NewConnection>, context: connection::Context) {
+pub async fn run(mut accepted: Receiver<NewConnection>, context: connection::Context) {
     let mut connections = FuturesUnordered::new();
     loop {
         futures::select! {
-            next = accepted.recv().fuse() => match next {
-                Ok((conn, stream, slot)) => {
+            // `next()` keeps its listener inside the receiver between polls; a fresh
+            // `recv()` per round would register and drop one each time.
+            next = accepted.next() => match next {
+                Some((conn, stream, slot)) => {
                     let serve = connection::serve(stream, conn, context.clone());
                     connections.push(serve.map(move |()| drop(slot)))
                 }
-                Err(_) => break,
+                None => break,
             },
             () = connections.select_next_some() => {}
         }

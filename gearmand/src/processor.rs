@@ -3,7 +3,6 @@
 
 mod admin;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +13,7 @@ use crate::config::ShutdownAccess;
 use crate::event::{ConnId, Event, Incoming, Outgoing};
 use crate::queue::writer::StoreMsg;
 use crate::queue::StoredJob;
-use crate::state::{State, StateConfig};
+use crate::state::{Map, State, StateConfig};
 use crate::stats::Traffic;
 use gearman_shared::admin::StatsReport;
 
@@ -93,8 +92,8 @@ pub async fn run(setup: Setup) -> Exit {
     let mut processor = Processor {
         state,
         store,
-        outboxes: HashMap::new(),
-        batches: HashMap::new(),
+        outboxes: Map::default(),
+        batches: Map::default(),
         closed: Vec::new(),
         info,
         graceful: false,
@@ -139,8 +138,8 @@ pub async fn run(setup: Setup) -> Exit {
 struct Processor {
     state: State,
     store: Option<std::sync::mpsc::Sender<StoreMsg>>,
-    outboxes: HashMap<ConnId, Sender<Vec<Outgoing>>>,
-    batches: HashMap<ConnId, Vec<Outgoing>>,
+    outboxes: Map<ConnId, Sender<Vec<Outgoing>>>,
+    batches: Map<ConnId, Vec<Outgoing>>,
     /// Connections gone in this batch; their outboxes are dropped after the flush.
     closed: Vec<ConnId>,
     info: ServerInfo,

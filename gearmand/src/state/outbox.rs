@@ -1,7 +1,7 @@
 //! Replies waiting to leave the state, kept in per-connection order even when some of
 //! them (JOB_CREATED of a job on its way to the persistent queue) are not known yet.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::job::JobId;
 use crate::event::{ConnId, Outgoing};
@@ -19,7 +19,7 @@ pub struct Outbox {
     ready: Vec<(ConnId, Outgoing)>,
     /// Connections with a reply still awaiting the store: everything after it waits too,
     /// so a client sees its JOB_CREATEDs in submission order.
-    held: HashMap<ConnId, VecDeque<Held>>,
+    held: super::Map<ConnId, VecDeque<Held>>,
 }
 
 impl Outbox {
