@@ -8,13 +8,17 @@
 //!   holding the workload with the priority in the item flags, as the C server stores it;
 //! * the index is a text log, one line per change, `+<function hex> <unique hex> <when>` or
 //!   `-<function hex> <unique hex>`, extended with memcached's atomic `append` once per batch;
-//!   that append is the batch's commit point. Replay folds the log, reads the items back and
-//!   rewrites the index compactly; so does a batch once the log has grown past [`COMPACT_AT`].
+//!   that append is the batch's commit point. A batch whose lines exceed [`INLINE_MAX`] is
+//!   first written as a chunk item `<prefix>index.<n>` and the append adds only `@<chunk key>`.
+//!   Replay folds the log (following `@` lines), reads the items back and rewrites the index
+//!   compactly, as chunks of at most [`CHUNK_MAX`] referred to by the head item; so does a
+//!   batch once the head has grown past [`COMPACT_AT`]. No item of the index grows past about
+//!   [`CHUNK_MAX`], whatever the number of queued jobs.
 //!
-//! Limits memcached imposes: nothing survives a memcached restart, memcached may evict items
-//! (a job whose item was evicted is skipped at replay with a warning; if the index is evicted
-//! the queue is forgotten), and an item holds at most 1 MB by default (`-I`), which bounds
-//! both a job's workload and the index (about 10 000 queued jobs with short names).
+//! Limits memcached imposes: nothing survives a memcached restart; memcached may evict items
+//! (a job whose item was evicted is skipped at replay with a warning; an evicted index chunk
+//! forgets its jobs, an evicted head the whole queue); an item holds at most 1 MB by default
+//! (`-I`), which bounds a job's workload.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -31,6 +35,12 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Once this many bytes were appended to the index since it was last rewritten, the next
 /// batch rewrites it from the jobs that are still queued.
 pub const COMPACT_AT: usize = 256 * 1024;
+/// A batch whose index lines are longer than this goes to a chunk item of its own.
+pub const INLINE_MAX: usize = 64 * 1024;
+/// The largest chunk item compaction writes (memcached's default item limit is 1 MB).
+pub const CHUNK_MAX: usize = 512 * 1024;
+/// Job items read per `get` at replay.
+const GET_BATCH: usize = 100;
 /// memcached's longest key.
 const MAX_KEY: usize = 250;
 const DEFAULT_PORT: u16 = 11211;
@@ -289,6 +299,10 @@ pub struct MemcachedStore {
     next_order: u64,
     /// Bytes appended to the index since it was last rewritten.
     appended: usize,
+    /// Chunk items the index refers to (deleted once a rewrite no longer needs them).
+    chunks: Vec<String>,
+    /// The number in the last chunk key: microseconds since 1970, increasing.
+    last_chunk: u64,
 }
 
 impl MemcachedStore {
@@ -311,6 +325,8 @@ impl MemcachedStore {
             live: HashMap::new(),
             next_order: 0,
             appended: 0,
+            chunks: Vec::new(),
+            last_chunk: 0,
         };
         for server in &mut store.servers {
             server.call(b"version\r\n", |conn, addr| {
@@ -346,9 +362,13 @@ impl MemcachedStore {
         }
     }
 
-    fn server(&mut self, key: &str) -> &mut Server {
+    fn server_index(&self, key: &str) -> usize {
         let n = self.servers.len() as u64;
-        let i = (fnv64(key.as_bytes()) % n.max(1)) as usize;
+        (fnv64(key.as_bytes()) % n.max(1)) as usize
+    }
+
+    fn server(&mut self, key: &str) -> &mut Server {
+        let i = self.server_index(key);
         &mut self.servers[i]
     }
 
@@ -368,40 +388,83 @@ impl MemcachedStore {
     }
 
     /// The index as it should be: one `+` line per queued job, oldest first.
-    fn compact_index(&self) -> Vec<u8> {
+    fn compact_index(&self) -> Vec<String> {
         let mut live: Vec<_> = self.live.iter().collect();
         live.sort_by_key(|(_, entry)| entry.order);
-        let mut out = String::new();
-        for ((function, unique), entry) in live {
-            let _ = writeln!(out, "+{} {} {}", hex(function), hex(unique), entry.when);
-        }
-        out.into_bytes()
+        live.into_iter()
+            .map(|((function, unique), entry)| {
+                format!("+{} {} {}\n", hex(function), hex(unique), entry.when)
+            })
+            .collect()
     }
 
-    /// Rewrites the index from `live`.
+    /// Stores `lines` as a new chunk item; returns its key.
+    fn write_chunk(&mut self, lines: &[u8]) -> Result<String, StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        self.last_chunk = now.max(self.last_chunk + 1);
+        let key = format!("{}index.{:x}", self.prefix, self.last_chunk);
+        if !self.server(&key).store("set", &key, 0, lines, None)? {
+            return Err(StoreError::backend(STORE, format!("{key} was not stored")));
+        }
+        Ok(key)
+    }
+
+    /// Rewrites the index from `live`: inline when small, else as chunks the head refers to.
     fn rewrite_index(&mut self) -> Result<(), StoreError> {
-        let compact = self.compact_index();
+        let lines = self.compact_index();
+        let total: usize = lines.iter().map(String::len).sum();
+        let mut head = String::new();
+        let mut chunks = Vec::new();
+        if total <= INLINE_MAX {
+            head = lines.concat();
+        } else {
+            let mut chunk = String::new();
+            for line in lines {
+                if chunk.len() + line.len() > CHUNK_MAX && !chunk.is_empty() {
+                    chunks.push(self.write_chunk(chunk.as_bytes())?);
+                    chunk.clear();
+                }
+                chunk.push_str(&line);
+            }
+            if !chunk.is_empty() {
+                chunks.push(self.write_chunk(chunk.as_bytes())?);
+            }
+            for key in &chunks {
+                let _ = writeln!(head, "@{key}");
+            }
+        }
         let key = self.index_key();
-        self.server(&key).store("set", &key, 0, &compact, None)?;
+        self.server(&key)
+            .store("set", &key, 0, head.as_bytes(), None)?;
         self.appended = 0;
+        // The old chunks are garbage now.
+        for old in std::mem::replace(&mut self.chunks, chunks) {
+            if let Err(e) = self.server(&old).delete(&old) {
+                tracing::warn!(error = %e, "libmemcached: an old index chunk stays");
+            }
+        }
         Ok(())
     }
-}
 
-impl QueueStore for MemcachedStore {
-    fn replay(&mut self) -> Result<Vec<StoredJob>, StoreError> {
-        let index_key = self.index_key();
-        let index = self
-            .server(&index_key)
-            .get_many(&[&index_key])?
-            .remove(&index_key);
-        let Some(index) = index else {
-            tracing::info!("libmemcached: no index item, the queue is empty");
-            return Ok(Vec::new());
-        };
-        self.live.clear();
-        for line in index.data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+    /// Applies index lines (following `@chunk` references) to `live`.
+    fn fold(&mut self, data: &[u8], nested: bool) -> Result<(), StoreError> {
+        for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
             let text = String::from_utf8_lossy(line);
+            if let (Some(chunk), false) = (text.strip_prefix('@'), nested) {
+                let chunk = chunk.to_string();
+                match self.server(&chunk).get_many(&[&chunk])?.remove(&chunk) {
+                    Some(item) => self.fold(&item.data, true)?,
+                    None => tracing::warn!(
+                        %chunk,
+                        "libmemcached: an index chunk is gone (evicted or flushed): \
+                         its jobs are lost"
+                    ),
+                }
+                self.chunks.push(chunk);
+                continue;
+            }
             let mut fields = text.get(1..).unwrap_or_default().split(' ');
             let parsed = (|| {
                 let function = Bytes::from(unhex(fields.next()?)?);
@@ -425,6 +488,24 @@ impl QueueStore for MemcachedStore {
                 _ => tracing::warn!(line = %text, "libmemcached: unreadable index line ignored"),
             }
         }
+        Ok(())
+    }
+}
+
+impl QueueStore for MemcachedStore {
+    fn replay(&mut self) -> Result<Vec<StoredJob>, StoreError> {
+        let index_key = self.index_key();
+        let index = self
+            .server(&index_key)
+            .get_many(&[&index_key])?
+            .remove(&index_key);
+        let Some(index) = index else {
+            tracing::info!("libmemcached: no index item, the queue is empty");
+            return Ok(Vec::new());
+        };
+        self.live.clear();
+        self.chunks.clear();
+        self.fold(&index.data, false)?;
         let mut queued: Vec<_> = self
             .live
             .iter()
@@ -432,24 +513,40 @@ impl QueueStore for MemcachedStore {
             .collect();
         queued.sort_by_key(|(_, entry)| entry.order);
         let mut jobs = Vec::with_capacity(queued.len());
-        for ((function, unique), entry) in queued {
-            let key = self.item_key(&function, &unique);
-            match self.server(&key).get_many(&[&key])?.remove(&key) {
-                Some(item) => jobs.push(StoredJob {
-                    key: unique,
-                    function,
-                    priority: priority_from_index(i64::from(item.flags)).ok_or_else(|| {
-                        StoreError::Invalid(format!("{key}: priority flags {}", item.flags))
-                    })?,
-                    data: Bytes::from(item.data),
-                    when: entry.when,
-                }),
-                None => {
-                    tracing::warn!(
-                        %key,
-                        "libmemcached: a queued job's item is gone (evicted or flushed); skipped"
-                    );
-                    self.live.remove(&(function, unique));
+        for batch in queued.chunks(GET_BATCH) {
+            // One `get` per server for the whole batch.
+            let keys: Vec<String> = batch
+                .iter()
+                .map(|((function, unique), _)| self.item_key(function, unique))
+                .collect();
+            let mut found = HashMap::new();
+            for server in 0..self.servers.len() {
+                let mine: Vec<&str> = keys
+                    .iter()
+                    .filter(|k| self.server_index(k) == server)
+                    .map(String::as_str)
+                    .collect();
+                found.extend(self.servers[server].get_many(&mine)?);
+            }
+            for (((function, unique), entry), key) in batch.iter().zip(keys) {
+                match found.remove(&key) {
+                    Some(item) => jobs.push(StoredJob {
+                        key: unique.clone(),
+                        function: function.clone(),
+                        priority: priority_from_index(i64::from(item.flags)).ok_or_else(|| {
+                            StoreError::Invalid(format!("{key}: priority flags {}", item.flags))
+                        })?,
+                        data: Bytes::from(item.data),
+                        when: entry.when,
+                    }),
+                    None => {
+                        tracing::warn!(
+                            %key,
+                            "libmemcached: a queued job's item is gone (evicted or flushed); \
+                             skipped"
+                        );
+                        self.live.remove(&(function.clone(), unique.clone()));
+                    }
                 }
             }
         }
@@ -489,8 +586,16 @@ impl QueueStore for MemcachedStore {
                 }
             }
         }
-        self.append_index(records.as_bytes())?;
-        self.appended += records.len();
+        if records.len() > INLINE_MAX {
+            let chunk = self.write_chunk(records.as_bytes())?;
+            let reference = format!("@{chunk}\n");
+            self.append_index(reference.as_bytes())?;
+            self.appended += reference.len();
+            self.chunks.push(chunk);
+        } else {
+            self.append_index(records.as_bytes())?;
+            self.appended += records.len();
+        }
         // 3. Bookkeeping, and the finished jobs' items (best effort: the index already
         // forgot them).
         for op in ops {
@@ -554,6 +659,8 @@ mod tests {
             live: HashMap::new(),
             next_order: 0,
             appended: 0,
+            chunks: Vec::new(),
+            last_chunk: 0,
         };
         assert_eq!(store.item_key(b"fn", b"u1"), "gear_fn-u1");
         let spaced = store.item_key(b"f n", b"u");
