@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlSslMode};
 use sqlx::{Connection, Row};
 
-use super::sql::{self, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
+use super::sql::{self, Run, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
 use super::{QueueStore, StoreError, StoreOp, StoredJob};
 
 const STORE: &str = "MySQL";
@@ -178,33 +178,42 @@ impl QueueStore for MysqlStore {
             sql::text(STORE, "unique", key)?;
             sql::text(STORE, "function name", function)?;
         }
+        let runs = sql::runs(ops, MAX_ROWS, MAX_BYTES);
         self.with_connection(|conn, table| {
-            let add = format!(
-                "INSERT INTO {table} (priority, unique_key, function_name, data, when_to_run) \
-                 VALUES (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE priority = VALUES(priority), \
-                 data = VALUES(data), when_to_run = VALUES(when_to_run)"
-            );
-            let done = format!("DELETE FROM {table} WHERE unique_key = ? AND function_name = ?");
             sql::run(STORE, OPERATION_TIMEOUT, async {
                 let mut tx = conn.begin().await?;
-                for op in ops {
-                    match op {
-                        StoreOp::Add(job) => {
-                            sqlx::query(&add)
-                                .bind(job.priority.index() as i32)
-                                .bind(String::from_utf8_lossy(&job.key).as_ref())
-                                .bind(String::from_utf8_lossy(&job.function).as_ref())
-                                .bind(&job.data[..])
-                                .bind(i32::try_from(job.when).unwrap_or(i32::MAX))
-                                .execute(&mut *tx)
-                                .await?;
+                // Multi-row statements: one round trip per run of adds or dones.
+                for run in &runs {
+                    match run {
+                        Run::Adds(jobs) => {
+                            let rows = vec!["(?, ?, ?, ?, ?)"; jobs.len()].join(", ");
+                            let add = format!(
+                                "INSERT INTO {table} (priority, unique_key, function_name, data, \
+                                 when_to_run) VALUES {rows} ON DUPLICATE KEY UPDATE \
+                                 priority = VALUES(priority), data = VALUES(data), \
+                                 when_to_run = VALUES(when_to_run)"
+                            );
+                            let mut query = sqlx::query(&add);
+                            for job in jobs {
+                                query = query
+                                    .bind(job.priority.index() as i32)
+                                    .bind(text_of(&job.key))
+                                    .bind(text_of(&job.function))
+                                    .bind(&job.data[..])
+                                    .bind(i32::try_from(job.when).unwrap_or(i32::MAX));
+                            }
+                            query.execute(&mut *tx).await?;
                         }
-                        StoreOp::Done { key, function } => {
-                            sqlx::query(&done)
-                                .bind(String::from_utf8_lossy(key).as_ref())
-                                .bind(String::from_utf8_lossy(function).as_ref())
-                                .execute(&mut *tx)
-                                .await?;
+                        Run::Dones(pairs) => {
+                            let rows = vec!["(?, ?)"; pairs.len()].join(", ");
+                            let done = format!(
+                                "DELETE FROM {table} WHERE (unique_key, function_name) IN ({rows})"
+                            );
+                            let mut query = sqlx::query(&done);
+                            for (key, function) in pairs {
+                                query = query.bind(text_of(key)).bind(text_of(function));
+                            }
+                            query.execute(&mut *tx).await?;
                         }
                     }
                 }
@@ -212,4 +221,14 @@ impl QueueStore for MysqlStore {
             })
         })
     }
+}
+
+/// Most rows per multi-row statement, and most workload bytes in one (MariaDB's default
+/// `max_allowed_packet` is 16 MB).
+const MAX_ROWS: usize = 500;
+const MAX_BYTES: usize = 4 << 20;
+
+/// Bytes already checked by [`sql::text`].
+fn text_of(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
 }

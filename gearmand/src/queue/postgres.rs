@@ -11,7 +11,7 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{Connection, Row};
 
-use super::sql::{self, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
+use super::sql::{self, Run, CONNECT_TIMEOUT, OPERATION_TIMEOUT};
 use super::{QueueStore, StoreError, StoreOp, StoredJob};
 
 const STORE: &str = "libpq";
@@ -256,32 +256,63 @@ impl QueueStore for PostgresStore {
             sql::text(STORE, "unique", key)?;
             sql::text(STORE, "function name", function)?;
         }
+        // Multi-row statements: one round trip per run of adds or dones, not per job.
+        let runs: Vec<Statement> = sql::runs(ops, MAX_ROWS, MAX_BYTES)
+            .into_iter()
+            .map(|run| match run {
+                Run::Adds(jobs) => Statement::Adds {
+                    priorities: jobs.iter().map(|j| j.priority.index() as i32).collect(),
+                    keys: jobs.iter().map(|j| text_of(&j.key)).collect(),
+                    functions: jobs.iter().map(|j| text_of(&j.function)).collect(),
+                    datas: jobs.iter().map(|j| j.data.to_vec()).collect(),
+                    whens: jobs
+                        .iter()
+                        .map(|j| i32::try_from(j.when).unwrap_or(i32::MAX))
+                        .collect(),
+                },
+                Run::Dones(pairs) => Statement::Dones {
+                    keys: pairs.iter().map(|(k, _)| text_of(k)).collect(),
+                    functions: pairs.iter().map(|(_, f)| text_of(f)).collect(),
+                },
+            })
+            .collect();
         self.with_connection(|conn, table| {
             let add = format!(
                 "INSERT INTO {table} (priority, unique_key, function_name, data, when_to_run) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (unique_key, function_name) DO UPDATE \
+                 SELECT * FROM UNNEST($1::INTEGER[], $2::VARCHAR[], $3::VARCHAR[], \
+                 $4::BYTEA[], $5::INTEGER[]) \
+                 ON CONFLICT (unique_key, function_name) DO UPDATE \
                  SET priority = EXCLUDED.priority, data = EXCLUDED.data, \
                  when_to_run = EXCLUDED.when_to_run"
             );
-            let done = format!("DELETE FROM {table} WHERE unique_key = $1 AND function_name = $2");
+            let done = format!(
+                "DELETE FROM {table} WHERE (unique_key, function_name) IN \
+                 (SELECT * FROM UNNEST($1::VARCHAR[], $2::VARCHAR[]))"
+            );
             sql::run(STORE, OPERATION_TIMEOUT, async {
                 let mut tx = conn.begin().await?;
-                for op in ops {
-                    match op {
-                        StoreOp::Add(job) => {
+                for statement in runs {
+                    match statement {
+                        Statement::Adds {
+                            priorities,
+                            keys,
+                            functions,
+                            datas,
+                            whens,
+                        } => {
                             sqlx::query(&add)
-                                .bind(job.priority.index() as i32)
-                                .bind(String::from_utf8_lossy(&job.key).as_ref())
-                                .bind(String::from_utf8_lossy(&job.function).as_ref())
-                                .bind(&job.data[..])
-                                .bind(i32::try_from(job.when).unwrap_or(i32::MAX))
+                                .bind(priorities)
+                                .bind(keys)
+                                .bind(functions)
+                                .bind(datas)
+                                .bind(whens)
                                 .execute(&mut *tx)
                                 .await?;
                         }
-                        StoreOp::Done { key, function } => {
+                        Statement::Dones { keys, functions } => {
                             sqlx::query(&done)
-                                .bind(String::from_utf8_lossy(key).as_ref())
-                                .bind(String::from_utf8_lossy(function).as_ref())
+                                .bind(keys)
+                                .bind(functions)
                                 .execute(&mut *tx)
                                 .await?;
                         }
@@ -291,6 +322,30 @@ impl QueueStore for PostgresStore {
             })
         })
     }
+}
+
+/// Most rows per multi-row statement, and most workload bytes in one.
+const MAX_ROWS: usize = 1000;
+const MAX_BYTES: usize = 16 << 20;
+
+/// One multi-row statement's parameters (arrays for `UNNEST`).
+enum Statement {
+    Adds {
+        priorities: Vec<i32>,
+        keys: Vec<String>,
+        functions: Vec<String>,
+        datas: Vec<Vec<u8>>,
+        whens: Vec<i32>,
+    },
+    Dones {
+        keys: Vec<String>,
+        functions: Vec<String>,
+    },
+}
+
+/// Bytes already checked by [`sql::text`].
+fn text_of(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 #[cfg(test)]

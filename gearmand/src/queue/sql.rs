@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{priority_from_index, StoreError, StoredJob};
+use super::{priority_from_index, StoreError, StoreOp, StoredJob};
 
 /// How long connecting to a database server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -87,6 +87,66 @@ pub fn job_from_row(
     })
 }
 
+/// Consecutive operations of one kind that one multi-row statement can apply.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Run<'a> {
+    /// Adds of distinct (function, key) pairs.
+    Adds(Vec<&'a StoredJob>),
+    /// Dones, as (key, function).
+    Dones(Vec<(&'a Bytes, &'a Bytes)>),
+}
+
+/// Splits a batch into runs that keep its order: a run of adds ends before a pair it already
+/// holds (a job added, done and added again in one batch), after `max_rows` rows, or before
+/// its workloads pass `max_bytes`.
+pub fn runs(ops: &[StoreOp], max_rows: usize, max_bytes: usize) -> Vec<Run<'_>> {
+    let mut out = Vec::new();
+    let mut adds: Vec<&StoredJob> = Vec::new();
+    let mut keys = std::collections::HashSet::new();
+    let mut bytes = 0;
+    let mut dones: Vec<(&Bytes, &Bytes)> = Vec::new();
+    for op in ops {
+        match op {
+            StoreOp::Add(job) => {
+                if !dones.is_empty() {
+                    out.push(Run::Dones(std::mem::take(&mut dones)));
+                }
+                let pair = (&job.function, &job.key);
+                if !adds.is_empty()
+                    && (keys.contains(&pair)
+                        || adds.len() >= max_rows
+                        || bytes + job.data.len() > max_bytes)
+                {
+                    out.push(Run::Adds(std::mem::take(&mut adds)));
+                    keys.clear();
+                    bytes = 0;
+                }
+                keys.insert(pair);
+                bytes += job.data.len();
+                adds.push(job);
+            }
+            StoreOp::Done { key, function } => {
+                if !adds.is_empty() {
+                    out.push(Run::Adds(std::mem::take(&mut adds)));
+                    keys.clear();
+                    bytes = 0;
+                }
+                if dones.len() >= max_rows {
+                    out.push(Run::Dones(std::mem::take(&mut dones)));
+                }
+                dones.push((key, function));
+            }
+        }
+    }
+    if !adds.is_empty() {
+        out.push(Run::Adds(adds));
+    }
+    if !dones.is_empty() {
+        out.push(Run::Dones(dones));
+    }
+    out
+}
+
 /// Runs `future` to completion on this (store) thread, giving up after `limit`.
 pub fn run<T, E: std::fmt::Display>(
     store: &'static str,
@@ -115,6 +175,42 @@ mod tests {
         assert!(check_table("--t", "q; DROP TABLE x").is_err());
         assert!(check_table("--t", "1queue").is_err());
         assert!(check_table("--t", "a.b.c").is_err());
+    }
+
+    #[test]
+    fn runs_keep_order_and_split_repeated_jobs() {
+        let job = |key: &'static str, data: &'static str| StoredJob {
+            key: Bytes::from_static(key.as_bytes()),
+            function: Bytes::from_static(b"f"),
+            priority: gearman_shared::protocol::Priority::Normal,
+            data: Bytes::from_static(data.as_bytes()),
+            when: 0,
+        };
+        let done = |key: &'static str| StoreOp::Done {
+            key: Bytes::from_static(key.as_bytes()),
+            function: Bytes::from_static(b"f"),
+        };
+        let ops = vec![
+            StoreOp::Add(job("a", "1")),
+            StoreOp::Add(job("b", "22")),
+            StoreOp::Add(job("a", "3")),
+            done("a"),
+            done("b"),
+            StoreOp::Add(job("c", "4444")),
+            StoreOp::Add(job("d", "5")),
+        ];
+        let sizes: Vec<(bool, usize)> = runs(&ops, 10, 1000)
+            .iter()
+            .map(|r| match r {
+                Run::Adds(a) => (true, a.len()),
+                Run::Dones(d) => (false, d.len()),
+            })
+            .collect();
+        assert_eq!(sizes, vec![(true, 2), (true, 1), (false, 2), (true, 2)]);
+        // Row and byte limits.
+        assert_eq!(runs(&ops[..2], 1, 1000).len(), 2);
+        assert_eq!(runs(&ops[5..], 10, 4).len(), 2);
+        assert!(runs(&[], 10, 10).is_empty());
     }
 
     #[test]
