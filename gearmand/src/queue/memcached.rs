@@ -41,6 +41,8 @@ pub const INLINE_MAX: usize = 64 * 1024;
 pub const CHUNK_MAX: usize = 512 * 1024;
 /// Job items read per `get` at replay.
 const GET_BATCH: usize = 100;
+/// Commands sent before their replies are read.
+const PIPELINE: usize = 200;
 /// memcached's longest key.
 const MAX_KEY: usize = 250;
 const DEFAULT_PORT: u16 = 11211;
@@ -190,6 +192,47 @@ impl Server {
                 _ => Err(unexpected(addr, &line)),
             }
         })
+    }
+
+    /// `set` of many items, pipelined [`PIPELINE`] at a time; every one must be STORED.
+    fn set_many(&mut self, items: &[(String, u32, &[u8])]) -> Result<(), StoreError> {
+        for chunk in items.chunks(PIPELINE) {
+            let mut request = Vec::new();
+            for (key, flags, data) in chunk {
+                request.extend_from_slice(
+                    format!("set {key} {flags} 0 {}\r\n", data.len()).as_bytes(),
+                );
+                request.extend_from_slice(data);
+                request.extend_from_slice(b"\r\n");
+            }
+            self.call(&request, |conn, addr| {
+                for (key, _, _) in chunk {
+                    let line = read_line(conn, addr)?;
+                    if line.trim_end() != "STORED" {
+                        return Err(unexpected(addr, &format!("{key}: {line}")));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// `delete` of many keys, pipelined; keys already gone are fine.
+    fn delete_many(&mut self, keys: &[String]) -> Result<(), StoreError> {
+        for chunk in keys.chunks(PIPELINE) {
+            let request: String = chunk.iter().map(|k| format!("delete {k}\r\n")).collect();
+            self.call(request.as_bytes(), |conn, addr| {
+                for _ in chunk {
+                    let line = read_line(conn, addr)?;
+                    if !matches!(line.trim_end(), "DELETED" | "NOT_FOUND") {
+                        return Err(unexpected(addr, &line));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
     }
 
     fn delete(&mut self, key: &str) -> Result<(), StoreError> {
@@ -555,17 +598,19 @@ impl QueueStore for MemcachedStore {
     }
 
     fn write(&mut self, ops: &[StoreOp]) -> Result<(), StoreError> {
-        // 1. The new jobs' items; nothing refers to them until the index says so.
+        // 1. The new jobs' items, pipelined per server; nothing refers to them until the
+        // index says so.
+        let mut sets: Vec<Vec<(String, u32, &[u8])>> = vec![Vec::new(); self.servers.len()];
         for op in ops {
             if let StoreOp::Add(job) = op {
                 let key = self.item_key(&job.function, &job.key);
                 let flags = job.priority.index() as u32;
-                if !self
-                    .server(&key)
-                    .store("set", &key, flags, &job.data, None)?
-                {
-                    return Err(StoreError::backend(STORE, format!("{key} was not stored")));
-                }
+                sets[self.server_index(&key)].push((key, flags, &job.data[..]));
+            }
+        }
+        for (server, items) in sets.iter().enumerate() {
+            if !items.is_empty() {
+                self.servers[server].set_many(items)?;
             }
         }
         // 2. One append: the commit point of the whole batch.
@@ -598,6 +643,7 @@ impl QueueStore for MemcachedStore {
         }
         // 3. Bookkeeping, and the finished jobs' items (best effort: the index already
         // forgot them).
+        let mut deletes: Vec<Vec<String>> = vec![Vec::new(); self.servers.len()];
         for op in ops {
             match op {
                 StoreOp::Add(job) => {
@@ -611,11 +657,24 @@ impl QueueStore for MemcachedStore {
                 }
                 StoreOp::Done { key, function } => {
                     self.live.remove(&(function.clone(), key.clone()));
-                    let item = self.item_key(function, key);
-                    if let Err(e) = self.server(&item).delete(&item) {
-                        tracing::warn!(error = %e, "libmemcached: a finished job's item stays");
-                    }
                 }
+            }
+        }
+        for op in ops {
+            // A job done and added again in the same batch keeps its (new) item.
+            if let StoreOp::Done { key, function } = op {
+                if !self.live.contains_key(&(function.clone(), key.clone())) {
+                    let item = self.item_key(function, key);
+                    deletes[self.server_index(&item)].push(item);
+                }
+            }
+        }
+        for (server, keys) in deletes.iter().enumerate() {
+            if keys.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.servers[server].delete_many(keys) {
+                tracing::warn!(error = %e, "libmemcached: finished jobs' items stay");
             }
         }
         if self.appended > COMPACT_AT {
