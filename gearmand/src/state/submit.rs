@@ -1,0 +1,226 @@
+//! Submissions: validating, coalescing onto an existing job, creating a job, and the
+//! clients attached to it.
+
+use super::*;
+
+impl State {
+    pub(super) fn submit(&mut self, conn: ConnId, s: SubmitJob, now: u64) {
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.is_client = true;
+        }
+        if !self
+            .peers
+            .get(&conn)
+            .is_some_and(|p| p.grants.submit(&s.function))
+        {
+            self.deny(
+                conn,
+                "submit to",
+                &s.function,
+                "Not allowed to submit to this function",
+            );
+            return;
+        }
+        let reducer_too_long = s.reducer.as_ref().is_some_and(|r| r.len() > MAX_UNIQUE_LEN);
+        if s.unique.len() > MAX_UNIQUE_LEN || reducer_too_long {
+            self.reply(
+                conn,
+                Response::error(ErrorCode::ArgumentTooLarge, "Unique value too large"),
+            );
+            return;
+        }
+        let index_key = UniqueKey::of(&s.unique, &s.data).map(|key| IndexKey {
+            function: s.function.clone(),
+            key,
+        });
+        let f = self.functions.entry(s.function.clone()).or_default();
+        if let Some(&id) = index_key.as_ref().and_then(|k| self.uniques.get(k)) {
+            if s.mode == JobMode::Foreground {
+                self.attach_client(conn, id);
+            }
+            self.acknowledge(conn, id);
+            return;
+        }
+        let limit = f.max_queue[s.priority.index()] as usize;
+        if limit > 0 && f.total >= limit {
+            self.reply(
+                conn,
+                Response::error(ErrorCode::QueueError, "Job queue is full"),
+            );
+            return;
+        }
+        let background = s.mode == JobMode::Background;
+        let function = s.function.clone();
+        let id = self.create_job(s, true, background, None, now);
+        self.count(&function, |c| c.submitted += 1);
+        if !background {
+            self.attach_client(conn, id);
+        }
+        match self.jobs.get_mut(&id) {
+            Some(job) if background && self.config.persistent => {
+                // Not runnable, and no JOB_CREATED, until the store has it on disk.
+                job.state = JobState::Pending;
+                self.store_ops.push(StoreOp::Add(StoredJob {
+                    key: job.store_key.clone(),
+                    function: job.function.clone(),
+                    priority: job.priority,
+                    data: job.data.clone(),
+                    when: job.when,
+                }));
+                self.store_adds.push(id);
+                self.acknowledge(conn, id);
+            }
+            _ => {
+                self.acknowledge(conn, id);
+                self.activate(id, now);
+            }
+        }
+    }
+
+    /// Sends JOB_CREATED for `id`, or reserves its place while the job is being stored.
+    pub(super) fn acknowledge(&mut self, conn: ConnId, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.state == JobState::Pending {
+            job.awaiting.push(conn);
+            self.out.reserve(conn, id);
+        } else {
+            let handle = job.handle.clone();
+            self.reply(conn, Response::JobCreated { handle });
+        }
+    }
+
+    /// Creates a job (not yet queued) and, with `index`, makes it the one its unique
+    /// coalesces onto. `store_key` is given for replayed jobs; new ones get theirs from
+    /// their unique.
+    pub(super) fn create_job(
+        &mut self,
+        s: SubmitJob,
+        index: bool,
+        stored: bool,
+        store_key: Option<Bytes>,
+        now: u64,
+    ) -> JobId {
+        // The submission's fields are slices of a connection's read buffer; a job that
+        // stays queued must not pin that whole buffer, so it gets its own compact copies
+        // and shares its function's name with the function table.
+        let function = match self.functions.get_key_value(&s.function) {
+            Some((name, _)) => name.clone(),
+            None => Bytes::copy_from_slice(&s.function),
+        };
+        let s = SubmitJob {
+            function,
+            unique: Bytes::copy_from_slice(&s.unique),
+            data: Bytes::copy_from_slice(&s.data),
+            reducer: s.reducer.as_deref().map(Bytes::copy_from_slice),
+            ..s
+        };
+        let index_key = UniqueKey::of(&s.unique, &s.data)
+            .map(|key| IndexKey {
+                function: s.function.clone(),
+                key,
+            })
+            .filter(|_| index);
+        self.last_job += 1;
+        let id = JobId(self.last_job);
+        let handle = self.make_handle(id);
+        if let Some(k) = &index_key {
+            self.uniques.insert(k.clone(), id);
+        }
+        self.handles.insert(handle.clone(), id);
+        if let Some(f) = self.functions.get_mut(&s.function) {
+            f.total += 1;
+        }
+        let store_key =
+            store_key.unwrap_or_else(|| queue::storage_key(&s.unique, self.config.session, id.0));
+        self.jobs.insert(
+            id,
+            Job {
+                id,
+                handle,
+                function: s.function,
+                unique: s.unique,
+                data: s.data,
+                priority: s.priority,
+                mode: s.mode,
+                when: s.epoch.unwrap_or(0),
+                reducer: s.reducer,
+                retries: 0,
+                numerator: 0,
+                denominator: 0,
+                state: JobState::Queued,
+                clients: Vec::new(),
+                ignore: false,
+                key: index_key.map(|k| k.key),
+                deadline: None,
+                stored,
+                store_key,
+                awaiting: Vec::new(),
+                created_ms: now,
+            },
+        );
+        id
+    }
+
+    /// Makes a created (or just stored) job runnable: queued now, or scheduled for its epoch.
+    pub(super) fn activate(&mut self, id: JobId, now: u64) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.when > 0 && epoch_ms(job.when) > now {
+            job.state = JobState::Scheduled;
+            self.scheduled.insert((job.when, id));
+            if let Some(f) = self.functions.get_mut(&job.function) {
+                f.scheduled += 1;
+            }
+        } else {
+            job.state = JobState::Queued;
+            self.enqueue(id);
+        }
+    }
+
+    pub(super) fn make_handle(&self, id: JobId) -> Bytes {
+        let prefix = &self.config.handle_prefix;
+        let mut handle = Vec::with_capacity(prefix.len() + 21);
+        handle.extend_from_slice(prefix);
+        handle.push(b':');
+        handle.extend_from_slice(id.0.to_string().as_bytes());
+        Bytes::from(handle)
+    }
+
+    pub(super) fn attach_client(&mut self, conn: ConnId, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.clients.contains(&conn) {
+            return;
+        }
+        job.clients.push(conn);
+        if let Some(peer) = self.peers.get_mut(&conn) {
+            peer.attached.push(id);
+        }
+    }
+
+    pub(super) fn detach_client(&mut self, conn: ConnId, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.clients.retain(|&c| c != conn);
+        if job.clients.is_empty() && job.mode == JobMode::Foreground {
+            self.ignore_job(id);
+        }
+    }
+
+    /// Marks a job dead: it will not run, and its unique is free for new submissions.
+    pub(super) fn ignore_job(&mut self, id: JobId) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.ignore = true;
+        if let Some(key) = job.key.take() {
+            let function = job.function.clone();
+            self.uniques.remove(&IndexKey { function, key });
+        }
+    }
+}
