@@ -921,6 +921,67 @@ fn postgres_interop_with_the_c_server() {
     interop(&c_args, &ours_args, "pg_c", false);
 }
 
+/// `psql` as the test role: the tab-separated rows of `query`.
+fn psql(query: &str) -> String {
+    let pg = pairs(&setting("GEARMAND_TEST_PG"));
+    let out = Command::new("psql")
+        .args(["-h", get(&pg, "host"), "-p", get(&pg, "port")])
+        .args(["-U", get(&pg, "user"), "-d", get(&pg, "dbname")])
+        .args(["-X", "-q", "-A", "-t", "-F", "\t", "-c", query])
+        .env("PGPASSWORD", get(&pg, "password"))
+        .output()
+        .expect("run psql (Debian package postgresql-client)");
+    assert!(
+        out.status.success(),
+        "psql {query}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The table ours creates has the columns and the unique constraint of the one the C
+/// server creates.
+#[test]
+fn postgres_table_has_the_c_layout() {
+    let conninfo = setting("GEARMAND_TEST_PG");
+    let c_table = namespace("pg_layout_c");
+    let ours_table = namespace("pg_layout_ours");
+    drop(Daemon::c(&[
+        "-q",
+        "Postgres",
+        "--libpq-conninfo",
+        &conninfo,
+        "--libpq-table",
+        &c_table,
+    ]));
+    drop(Daemon::ours(&[
+        "-q",
+        "libpq",
+        "--libpq-conninfo",
+        &conninfo,
+        "--libpq-table",
+        &ours_table,
+    ]));
+    let layout = |table: &str| {
+        let columns = psql(&format!(
+            "SELECT column_name, data_type, character_maximum_length, ordinal_position \
+             FROM information_schema.columns WHERE table_name = '{table}' \
+             ORDER BY ordinal_position"
+        ));
+        let unique = psql(&format!(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint \
+             WHERE conrelid = '{table}'::regclass"
+        ));
+        (columns, unique)
+    };
+    let (c_columns, c_unique) = layout(&c_table);
+    assert!(
+        c_columns.contains("unique_key\tcharacter varying\t64\t1"),
+        "{c_columns}"
+    );
+    assert_eq!(layout(&ours_table), (c_columns, c_unique));
+}
+
 /// `c_reads_priority`: the C server 1.1.20's libpq replay asks for binary results and then
 /// parses the priority as text, so every row it replays becomes HIGH; then only the set of
 /// jobs is compared.
@@ -1240,6 +1301,37 @@ fn redis_restart_refuses_jobs_then_reconnects() {
         .map(|(_, u, _)| esc(&u))
         .collect();
     assert_eq!(got, ["before", "after"]);
+}
+
+/// `--redis-password` authenticates; without it a Redis that requires one is refused at
+/// start-up.
+#[test]
+fn redis_password() {
+    let dir = TempDir::new("rd_auth");
+    let mut redis = Private::redis(dir.path());
+    redis
+        .argv
+        .extend(["--requirepass".to_string(), "s3cret".to_string()]);
+    redis.down();
+    redis.up();
+    let mut args = redis_args("127.0.0.1", redis.port, "auth");
+    let args_without: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert_start_fails(
+        &args_without,
+        &["Error while initializing the queue : redis"],
+    );
+    args.extend(["--redis-password".to_string(), "s3cret".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Daemon::ours(&args);
+    server
+        .connect()
+        .submit(bg_job("rd_auth", "u", "x", Priority::High));
+    drop(server);
+    let server = Daemon::ours(&args);
+    assert_eq!(
+        drain(server.addr(), &[b"rd_auth"]),
+        vec![(b("rd_auth"), b("u"), b("x"))]
+    );
 }
 
 #[test]
