@@ -3,9 +3,11 @@
 # PostgreSQL, MariaDB, memcached and Redis, each on 127.0.0.1 only, as root on Debian.
 #
 #   eval "$(tests/db_servers.sh start)"   # prints the GEARMAND_TEST_* settings to export
-#   tests/db_servers.sh stop
+#   tests/db_servers.sh stop $GEARMAND_TEST_STARTED   # only what that start started
+#   tests/db_servers.sh stop                          # all of them
 #
-# tests/run.sh does both. The tests fail (they never skip) when a setting is missing.
+# tests/run.sh does both, so a server that was already running (another test run, a
+# developer's) is left running. The tests fail (they never skip) when a setting is missing.
 # Test-private instances (to stop a store mid-run) are started by the tests themselves from
 # the same binaries (redis-server, memcached).
 set -euo pipefail
@@ -19,7 +21,7 @@ MY_DB=gearman
 MEMCACHED_PORT=${GEARMAND_TEST_MEMCACHED_PORT:-21211}
 REDIS_PORT=${GEARMAND_TEST_REDIS_PORT:-26379}
 RUN_DIR=/tmp/gearmand-test-db
-log() { echo "tests/db_servers.sh: $*" >&2; }
+STARTED=()
 
 pg_cluster() {
     # "VERSION NAME" of the first cluster, creating one when there is none.
@@ -40,6 +42,7 @@ start_postgres() {
     port=$(pg_lsclusters -h | awk -v v="$version" -v n="$name" '$1 == v && $2 == n {print $3}')
     if ! pg_lsclusters -h | awk -v v="$version" -v n="$name" '$1 == v && $2 == n {print $4}' | grep -q online; then
         pg_ctlcluster "$version" "$name" start -- -o "-c listen_addresses=127.0.0.1" >&2
+        STARTED+=(postgres)
     fi
     for _ in $(seq 1 50); do
         runuser -u postgres -- psql -p "$port" -qAtc 'SELECT 1' >/dev/null 2>&1 && break
@@ -52,6 +55,10 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 SQL
+    # Nobody else uses a server this run started: earlier runs' tables go.
+    if [[ " ${STARTED[*]} " == *" postgres "* ]]; then
+        runuser -u postgres -- dropdb -p "$port" --if-exists "$PG_DB" >&2
+    fi
     if ! runuser -u postgres -- psql -p "$port" -qAtc "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'" | grep -q 1; then
         runuser -u postgres -- createdb -p "$port" -O "$PG_USER" "$PG_DB" >&2
     fi
@@ -66,11 +73,15 @@ start_mariadb() {
             mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
             (mysqld_safe --bind-address=127.0.0.1 >/dev/null 2>&1 &)
         fi
+        STARTED+=(mariadb)
     fi
     for _ in $(seq 1 100); do
         mysqladmin ping >/dev/null 2>&1 && break
         sleep 0.2
     done
+    if [[ " ${STARTED[*]} " == *" mariadb "* ]]; then
+        mysql -uroot -e "DROP DATABASE IF EXISTS $MY_DB" >&2
+    fi
     mysql -uroot >&2 <<SQL
 CREATE DATABASE IF NOT EXISTS $MY_DB;
 CREATE USER IF NOT EXISTS '$MY_USER'@'127.0.0.1' IDENTIFIED BY '$MY_PASSWORD';
@@ -84,11 +95,20 @@ SQL
     echo "export GEARMAND_TEST_MYSQL='host=127.0.0.1 port=$port user=$MY_USER password=$MY_PASSWORD db=$MY_DB socket=$socket'"
 }
 
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 start_memcached() {
-    mkdir -p "$RUN_DIR"
-    if [ ! -f "$RUN_DIR/memcached.pid" ] || ! kill -0 "$(cat "$RUN_DIR/memcached.pid")" 2>/dev/null; then
-        memcached -d -l 127.0.0.1 -p "$MEMCACHED_PORT" -U 0 -u memcache -P "$RUN_DIR/memcached.pid"
+    # memcached writes its pid file after dropping to the memcache user.
+    install -d -o memcache "$RUN_DIR/memcached"
+    if ! listening "$MEMCACHED_PORT"; then
+        memcached -d -l 127.0.0.1 -p "$MEMCACHED_PORT" -U 0 -u memcache \
+            -P "$RUN_DIR/memcached/memcached.pid"
+        STARTED+=(memcached)
     fi
+    for _ in $(seq 1 50); do
+        listening "$MEMCACHED_PORT" && break
+        sleep 0.1
+    done
     echo "export GEARMAND_TEST_MEMCACHED='127.0.0.1:$MEMCACHED_PORT'"
 }
 
@@ -98,29 +118,52 @@ start_redis() {
         redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes \
             --dir "$RUN_DIR/redis" --pidfile "$RUN_DIR/redis.pid" --save '' \
             --appendonly yes --appendfsync always --logfile "$RUN_DIR/redis.log" >&2
+        STARTED+=(redis)
     fi
-    for _ in $(seq 1 50); do
-        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    for _ in $(seq 1 100); do
+        [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
         sleep 0.1
     done
+    # Nobody else uses an instance this run started: earlier runs' keys go.
+    if [[ " ${STARTED[*]} " == *" redis "* ]]; then
+        redis-cli -h 127.0.0.1 -p "$REDIS_PORT" flushall >/dev/null
+    fi
     echo "export GEARMAND_TEST_REDIS='127.0.0.1:$REDIS_PORT'"
 }
 
-stop_all() {
-    local version name
-    if command -v pg_lsclusters >/dev/null 2>&1; then
-        while read -r version name _; do
-            pg_ctlcluster "$version" "$name" stop >/dev/null 2>&1 || true
-        done < <(pg_lsclusters -h 2>/dev/null)
-    fi
-    if mysqladmin ping >/dev/null 2>&1; then
-        mysqladmin -uroot shutdown >/dev/null 2>&1 || true
-    fi
-    for pid_file in "$RUN_DIR/memcached.pid" "$RUN_DIR/redis.pid"; do
-        if [ -f "$pid_file" ]; then
-            kill "$(cat "$pid_file")" 2>/dev/null || true
-            rm -f "$pid_file"
-        fi
+# Stops the named servers (postgres, mariadb, memcached, redis), or all of them.
+stop() {
+    local which=("$@") version name
+    [ "${#which[@]}" -gt 0 ] || which=(postgres mariadb memcached redis)
+    for server in "${which[@]}"; do
+        case "$server" in
+        postgres)
+            if command -v pg_lsclusters >/dev/null 2>&1; then
+                while read -r version name _; do
+                    pg_ctlcluster "$version" "$name" stop >/dev/null 2>&1 || true
+                done < <(pg_lsclusters -h 2>/dev/null)
+            fi
+            ;;
+        mariadb)
+            if mysqladmin ping >/dev/null 2>&1; then
+                mysqladmin -uroot shutdown >/dev/null 2>&1 || true
+            fi
+            ;;
+        memcached | redis)
+            local pid_file="$RUN_DIR/$server.pid"
+            [ "$server" = memcached ] && pid_file="$RUN_DIR/memcached/memcached.pid"
+            if [ -f "$pid_file" ]; then
+                local pid
+                pid=$(cat "$pid_file")
+                kill "$pid" 2>/dev/null || true
+                for _ in $(seq 1 50); do
+                    kill -0 "$pid" 2>/dev/null || break
+                    sleep 0.1
+                done
+                rm -f "$pid_file"
+            fi
+            ;;
+        esac
     done
 }
 
@@ -130,8 +173,12 @@ start)
     start_mariadb
     start_memcached
     start_redis
+    echo "export GEARMAND_TEST_STARTED='${STARTED[*]}'"
     ;;
-stop) stop_all ;;
+stop)
+    shift
+    stop "$@"
+    ;;
 *)
     echo "usage: $0 start|stop" >&2
     exit 2

@@ -73,9 +73,10 @@ python3 -c 'import prometheus_client.parser' || {
 
 cargo build --workspace --bins
 if is_root; then
-    # The database servers of tests/e2e/persistence_db.rs, on 127.0.0.1, stopped at exit.
-    trap 'tests/db_servers.sh stop' EXIT
+    # The database servers of tests/e2e/persistence_db.rs, on 127.0.0.1; those this run
+    # started are stopped at exit.
     db_env=$(tests/db_servers.sh start)
     eval "$db_env"
+    trap 'tests/db_servers.sh stop $GEARMAND_TEST_STARTED' EXIT
 fi
 cargo test --workspace
