@@ -1068,6 +1068,27 @@ fn mysql_libdrizzle_names_and_unix_socket() {
     assert_eq!(got, vec![(b("uds"), b("u"), b("x"))]);
 }
 
+/// The default host `localhost` means the server's Unix socket, as in libmysqlclient: the
+/// port is not used.
+#[test]
+fn mysql_localhost_is_the_unix_socket() {
+    let my = pairs(&setting("GEARMAND_TEST_MYSQL"));
+    let table = namespace("my_local");
+    let closed = free_port().to_string();
+    let args = mysql_args("MySQL", "localhost", &closed, &my, &table);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Daemon::ours(&args);
+    server
+        .connect()
+        .submit(bg_job("local", "u", "x", Priority::Normal));
+    drop(server);
+    let server = Daemon::ours(&args);
+    assert_eq!(
+        drain(server.addr(), &[b"local"]),
+        vec![(b("local"), b("u"), b("x"))]
+    );
+}
+
 #[test]
 fn mysql_outage_refuses_jobs_and_recovers() {
     let my = pairs(&setting("GEARMAND_TEST_MYSQL"));

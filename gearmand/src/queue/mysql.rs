@@ -22,7 +22,7 @@ const STORE: &str = "MySQL";
 /// `--libdrizzle-*` / `--mysql-*`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MysqlConfig {
-    /// Server host name or address (TCP).
+    /// Server host name or address (TCP); `localhost` means the local socket if one exists.
     pub host: String,
     /// TCP port.
     pub port: u16,
@@ -65,12 +65,32 @@ impl MysqlConfig {
         } else {
             options.password(&self.password)
         };
-        match &self.socket {
+        match self.socket.clone().or_else(|| self.local_socket()) {
             Some(socket) => options.socket(socket),
             None => options.host(&self.host).port(self.port),
         }
     }
+
+    /// As in libmysqlclient, the host `localhost` means the server's Unix socket
+    /// (`$MYSQL_UNIX_PORT` or the usual places) when there is one.
+    fn local_socket(&self) -> Option<PathBuf> {
+        if self.host != "localhost" {
+            return None;
+        }
+        std::env::var_os("MYSQL_UNIX_PORT")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain(LOCAL_SOCKETS.iter().map(PathBuf::from))
+            .find(|path| path.exists())
+    }
 }
+
+/// Where MySQL and MariaDB put their socket (Debian, then the compiled-in default).
+const LOCAL_SOCKETS: [&str; 3] = [
+    "/run/mysqld/mysqld.sock",
+    "/var/run/mysqld/mysqld.sock",
+    "/tmp/mysql.sock",
+];
 
 /// A MySQL/MariaDB-backed queue.
 pub struct MysqlStore {
