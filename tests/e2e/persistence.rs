@@ -1244,7 +1244,19 @@ fn fix_a_store_that_cannot_write_refuses_the_job_and_the_server_keeps_serving() 
         "2",
         Priority::Normal,
     )));
-    // A foreground submission of the same unique joins the waiting job.
+    // A foreground submission of the same unique joins the waiting job. Connections are
+    // served independently, so wait until the background job exists (it counts in
+    // `status` while it waits for the store) before the joiner submits.
+    let mut watcher = server.connect();
+    wait_until(
+        Duration::from_secs(5),
+        "the background job waits for the store",
+        || {
+            watcher
+                .status_of("lk")
+                .is_some_and(|(total, _, _)| total == 2)
+        },
+    );
     let mut joiner = server.connect();
     joiner.send(Request::Submit(job("lk", "during", "2")));
     // Meanwhile the server serves everybody else; the waiting job is not runnable.
