@@ -121,7 +121,9 @@ impl Server {
         if queue == Queue::Sqlite {
             // A fresh database per start: durable submission is what is measured.
             let db = dir.path.join(format!("{name}-{port}.sqlite"));
-            command.args(["-q", "libsqlite3", "--libsqlite3-db"]).arg(db);
+            command
+                .args(["-q", "libsqlite3", "--libsqlite3-db"])
+                .arg(db);
         }
         let child = command
             .stdin(Stdio::null())
