@@ -7,6 +7,7 @@
 //! `<argv0> : <what>` followed by the options text (protocol.md §4.2).
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
@@ -125,9 +126,64 @@ pub struct Cli {
     #[arg(long, help = "Workers for the server.")]
     pub workers: bool,
 
-    /// TLS (not supported yet: refused with an error).
-    #[arg(short = 'S', long, help = "Enable SSL connections.")]
+    /// TLS, verified against [`Cli::ssl_ca_file`].
+    #[arg(
+        short = 'S',
+        long,
+        help = "Enable SSL connections.",
+        long_help = "Enable SSL connections: TLS 1.2 or 1.3 (rustls), verifying the server's \
+                     certificate against the CA of --ssl-ca-file, which is required (there is \
+                     no built-in trust store)."
+    )]
     pub ssl: bool,
+
+    /// With `-S`: the CA file (else `GEARMAND_CA_CERTIFICATE`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(PathBuf),
+        help = "CA file (PEM) to verify the server with.",
+        long_help = "With -S: PEM file of the CA the server's certificate must chain to \
+                     (default: the file named by GEARMAND_CA_CERTIFICATE)."
+    )]
+    pub ssl_ca_file: Option<PathBuf>,
+
+    /// With `-S`: the client certificate (else `GEARMAN_CLIENT_PEM`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(PathBuf),
+        help = "Client certificate file (PEM).",
+        long_help = "With -S: PEM file of the client certificate chain to present when the \
+                     server asks for one; needs --ssl-key (default: the file named by \
+                     GEARMAN_CLIENT_PEM)."
+    )]
+    pub ssl_certificate: Option<PathBuf>,
+
+    /// With `-S`: the client certificate's key (else `GEARMAN_CLIENT_KEY`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(PathBuf),
+        help = "Client certificate's private key (PEM).",
+        long_help = "With -S: PEM file of the client certificate's private key (default: the \
+                     file named by GEARMAN_CLIENT_KEY)."
+    )]
+    pub ssl_key: Option<PathBuf>,
+
+    /// With `-S`: the name the server's certificate must carry (else the host).
+    #[arg(
+        long,
+        value_name = "NAME",
+        allow_hyphen_values = true,
+        help = "Name the server's certificate must carry.",
+        long_help = "With -S: the DNS name or address the server's certificate must carry \
+                     (default: the host as given with --host)."
+    )]
+    pub ssl_server_name: Option<String>,
 
     /// `shutdown` (our server's extension).
     #[arg(long, help = "Shut the server down immediately.")]
@@ -158,6 +214,18 @@ impl Cli {
             || self.workers
             || self.shutdown
             || self.shutdown_graceful
+    }
+
+    /// The first `--ssl-*` option given, if any (they need `-S`).
+    pub fn tls_option_given(&self) -> Option<&'static str> {
+        [
+            (self.ssl_ca_file.is_some(), "--ssl-ca-file"),
+            (self.ssl_certificate.is_some(), "--ssl-certificate"),
+            (self.ssl_key.is_some(), "--ssl-key"),
+            (self.ssl_server_name.is_some(), "--ssl-server-name"),
+        ]
+        .into_iter()
+        .find_map(|(given, option)| given.then_some(option))
     }
 }
 
@@ -206,10 +274,17 @@ where
         .and_then(|matches| Cli::from_arg_matches(&matches));
     match parsed {
         Ok(cli) if cli.help => Parsed::Help,
-        Ok(cli) if !cli.has_operation() => {
-            Parsed::Usage(format!("{NO_OPERATION}\n\n{}", options_text()))
-        }
-        Ok(cli) => Parsed::Run(Box::new(cli)),
+        // boost's wording for a dependency between options, checked before the operations.
+        Ok(cli) => match cli.tls_option_given().filter(|_| !cli.ssl) {
+            Some(option) => Parsed::Usage(usage_error(
+                &argv0,
+                &format!("option '{option}' requires option '--ssl'"),
+            )),
+            None if !cli.has_operation() => {
+                Parsed::Usage(format!("{NO_OPERATION}\n\n{}", options_text()))
+            }
+            None => Parsed::Run(Box::new(cli)),
+        },
         Err(e) => Parsed::Usage(usage_error(&argv0, &boost_message(&e, &args))),
     }
 }
@@ -475,7 +550,11 @@ mod tests {
         let ours = &text[C_OPTIONS.len()..];
         assert_eq!(
             ours,
-            "  --shutdown                     Shut the server down immediately.\n\
+            "  --ssl-ca-file arg              CA file (PEM) to verify the server with.\n\
+             \x20 --ssl-certificate arg          Client certificate file (PEM).\n\
+             \x20 --ssl-key arg                  Client certificate's private key (PEM).\n\
+             \x20 --ssl-server-name arg          Name the server's certificate must carry.\n\
+             \x20 --shutdown                     Shut the server down immediately.\n\
              \x20 --shutdown-graceful            Shut the server down once no job is left.\n\
              \x20 --json                         Print listings and values as JSON.\n\
              \n"
@@ -556,7 +635,30 @@ mod tests {
                 &["--s"],
                 "gearadmin : option '--s' is ambiguous and matches '--server-verbose', \
                  '--server-version', '--show-jobs', '--show-unique-jobs', '--shutdown', \
-                 '--shutdown-graceful', '--ssl', and '--status'",
+                 '--shutdown-graceful', '--ssl', '--ssl-ca-file', '--ssl-certificate', \
+                 '--ssl-key', '--ssl-server-name', and '--status'",
+            ),
+            (
+                &["--ssl-c"],
+                "gearadmin : option '--ssl-c' is ambiguous and matches '--ssl-ca-file', and \
+                 '--ssl-certificate'",
+            ),
+            (
+                &["--ssl-key"],
+                "gearadmin : the required argument for option '--ssl-key' is missing",
+            ),
+            (
+                &["--ssl-ca-file="],
+                "gearadmin : the argument for option '--ssl-ca-file' should follow immediately after the equal sign",
+            ),
+            (
+                &["--ssl-server-name", "x", "--status"],
+                "gearadmin : option '--ssl-server-name' requires option '--ssl'",
+            ),
+            (
+                // Checked before the operations.
+                &["--ssl-ca-file", "ca.pem"],
+                "gearadmin : option '--ssl-ca-file' requires option '--ssl'",
             ),
             (&["--version"], "gearadmin : unrecognised option '--version'"),
             (
@@ -616,6 +718,39 @@ mod tests {
                 "{args:?}: {text}"
             );
         }
+    }
+
+    #[test]
+    fn tls_options() {
+        let cli = run(&["--status"]);
+        assert!(!cli.ssl);
+        assert_eq!(cli.tls_option_given(), None);
+        let cli = run(&[
+            "-S",
+            "--ssl-ca-file",
+            "/ca.pem",
+            "--ssl-certificate=/c.pem",
+            "--ssl-key",
+            "-k.pem",
+            "--ssl-server-name=gearman.example",
+            "--status",
+        ]);
+        assert!(cli.ssl);
+        assert_eq!(cli.ssl_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(cli.ssl_certificate, Some(PathBuf::from("/c.pem")));
+        assert_eq!(cli.ssl_key, Some(PathBuf::from("-k.pem")));
+        assert_eq!(cli.ssl_server_name.as_deref(), Some("gearman.example"));
+        assert_eq!(cli.tls_option_given(), Some("--ssl-ca-file"));
+        // --ssl is a whole option name, not a prefix of --ssl-*; prefixes of those work.
+        assert!(run(&["--ssl", "--status"]).ssl);
+        let cli = run(&["--ssl", "--ssl-ca", "ca.pem", "--ssl-se", "h", "--status"]);
+        assert_eq!(cli.ssl_ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(cli.ssl_server_name.as_deref(), Some("h"));
+        // -S alone is no operation.
+        assert!(matches!(
+            parse(["gearadmin", "-S", "--ssl-ca-file", "ca.pem"]),
+            Parsed::Usage(text) if text.starts_with(NO_OPERATION)
+        ));
     }
 
     #[test]

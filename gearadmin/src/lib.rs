@@ -3,7 +3,8 @@
 //! - [`cli`]: the options (clap), the C tool's options text and usage-error messages;
 //! - [`ops`]: the admin command behind each option and the C tool's fixed execution order;
 //! - [`output`]: the C tool's printing rules for each reply, and the `--json` report;
-//! - [`run`]: resolving and connecting (one connection for all operations), running them;
+//! - [`run`]: resolving and connecting (one connection for all operations, over TLS with
+//!   `-S`), running them;
 //! - [`man`]: the man page rendered from the clap definition.
 //!
 //! The wire side (command lines, reply framing and parsing) is `gearman_shared::admin`.
@@ -91,12 +92,31 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused() {
-        let (code, out, err) = run(&["-S", "--status"]);
+    fn tls_files_are_read_before_connecting() {
+        // Port 1 on localhost: a connection attempt would fail with "Error connecting".
+        let (code, out, err) = run(&[
+            "-S",
+            "--ssl-ca-file",
+            "/nonexistent/ca.pem",
+            "-p",
+            "1",
+            "--status",
+        ]);
         assert_eq!((code, out.as_str()), (1, ""));
-        assert_eq!(
-            err,
-            "Error: TLS not supported yet (-S/--ssl): connect without it\n"
+        assert!(
+            err.starts_with("Error: TLS (-S): cannot read /nonexistent/ca.pem: "),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+
+    #[test]
+    fn tls_options_need_dash_s() {
+        let (code, out, err) = run(&["--ssl-key", "k.pem", "--status"]);
+        assert_eq!((code, err.as_str()), (1, ""));
+        assert!(
+            out.starts_with("gearadmin : option '--ssl-key' requires option '--ssl'\n\nOptions:\n"),
+            "{out}"
         );
     }
 

@@ -42,12 +42,38 @@ handle, retries, ignore and queued (booleans)
 The key \fBerrors\fR is always present: an array of objects with \fBoperation\fR (the
 key of the failed operation) and \fBerror\fR (the server's reply after \fBERR\fR).
 Names that are not valid UTF\-8 are converted lossily.
+.SH "TLS"
+With \fB\-S\fR the connection is TLS 1.2 or 1.3 (rustls) and the server's certificate
+must chain to the CA of \fB\-\-ssl\-ca\-file\fR and name the host given with
+\fB\-\-host\fR (or \fB\-\-ssl\-server\-name\fR). The CA file is required: there is
+no built\-in trust store and no way to skip the check. \fB\-\-ssl\-certificate\fR
+with \fB\-\-ssl\-key\fR present a client certificate, for a gearmand that requires
+one. The \fB\-\-ssl\-*\fR options need \fB\-S\fR. A missing CA file or an unreadable
+file is reported on one line before connecting, a refused handshake on one line as a
+connection error. With TLS 1.3 a server refuses a missing or untrusted client
+certificate after the handshake: that shows as the first operation's error (e.g.
+\fBError: \-\-status: received fatal alert: CertificateRequired\fR).
+.SH "ENVIRONMENT"
+Read only with \fB\-S\fR, for the files not given on the command line, as by
+libgearman:
+.TP
+\fBGEARMAND_CA_CERTIFICATE\fR
+the CA file (\fB\-\-ssl\-ca\-file\fR);
+.TP
+\fBGEARMAN_CLIENT_PEM\fR
+the client certificate (\fB\-\-ssl\-certificate\fR);
+.TP
+\fBGEARMAN_CLIENT_KEY\fR
+its private key (\fB\-\-ssl\-key\fR).
 .SH "DIFFERENCES FROM THE C GEARADMIN"
 An \fBERR\fR reply makes the exit status 1 (the C tool exits 0). A connection failure
 is reported on one line. \fB\-\-shutdown\fR, \fB\-\-shutdown\-graceful\fR and
 \fB\-\-json\fR are new; the \fBshutdown\fR commands exist only in this server, the C
-gearmand 1.1.20 answers them with \fBERR UNKNOWN_COMMAND\fR. \fB\-S\fR is refused: TLS
-is not supported yet. Every connection and read is bounded by a time\-out.
+gearmand 1.1.20 answers them with \fBERR UNKNOWN_COMMAND\fR. \fB\-S\fR verifies the
+server's certificate against a CA file that must be given (\fB\-\-ssl\-ca\-file\fR or
+\fBGEARMAND_CA_CERTIFICATE\fR); \fB\-\-ssl\-ca\-file\fR, \fB\-\-ssl\-certificate\fR,
+\fB\-\-ssl\-key\fR and \fB\-\-ssl\-server\-name\fR are new (1.1.20 has only
+\fB\-S\fR and the variables). Every connection and read is bounded by a time\-out.
 .SH "SEE ALSO"
 \fBgearmand\fR(8), \fBgearman\fR(1)
 "#;
@@ -104,6 +130,10 @@ mod tests {
             "priority\\-status",
             "workers",
             "ssl",
+            "ssl\\-ca\\-file",
+            "ssl\\-certificate",
+            "ssl\\-key",
+            "ssl\\-server\\-name",
             "shutdown",
             "shutdown\\-graceful",
             "json",

@@ -1,16 +1,26 @@
 //! Connecting to the server and running the operations over one connection.
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use gearman_shared::admin::{AdminClient, AdminError, Reply};
+use gearman_shared::tls::{TlsConnector, TlsError, TlsOptions};
 
 use crate::cli::Cli;
 use crate::ops::{plan, Operation};
 use crate::output::{self, JsonReport, Printed};
 
-/// Bounds the connection to each resolved address.
+/// libgearman's environment variables for the `-S` files: CA, client certificate, key.
+pub const TLS_ENV: [&str; 3] = [
+    "GEARMAND_CA_CERTIFICATE",
+    "GEARMAN_CLIENT_PEM",
+    "GEARMAN_CLIENT_KEY",
+];
+
+/// Bounds the connection to each resolved address (and the TLS handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Bounds every read and write once connected (a reply that takes longer is an error).
@@ -25,9 +35,10 @@ const UNKNOWN_SERVICE: &str = "Servname not supported for ai_socktype";
 /// Why gearadmin could not do its work; printed as `Error: <message>` on stderr.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// `-S`/`--ssl`: TLS comes later.
-    #[error("TLS not supported yet (-S/--ssl): connect without it")]
-    TlsUnsupported,
+    /// `-S`: the TLS files or the server name cannot be used (no CA file, unreadable PEM,
+    /// a key that does not match its certificate, …).
+    #[error("TLS (-S): {0}")]
+    Tls(TlsError),
     /// The host or the port could not be resolved (the C tool's wording).
     #[error("Failed to connect on {host}:{port} with {reason}")]
     Resolve {
@@ -75,11 +86,13 @@ impl Error {
 /// Runs every operation `cli` asks for. Returns `Ok(false)` when the server refused any of
 /// them (an `ERR` reply, reported on `err`); `Err` when the run had to stop.
 pub fn execute(cli: &Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<bool, Error> {
-    if cli.ssl {
-        return Err(Error::TlsUnsupported);
-    }
+    // The TLS files are read before anything is resolved or connected.
+    let tls = tls_options(cli, |var| std::env::var_os(var))
+        .map(|options| TlsConnector::new(&options))
+        .transpose()
+        .map_err(Error::Tls)?;
     let ops = plan(cli);
-    let mut client = connect(&cli.host, &cli.port)?;
+    let mut client = connect(&cli.host, &cli.port, tls.as_ref())?;
     let mut report = cli.json.then(JsonReport::default);
     let mut all_ok = true;
     for op in &ops {
@@ -134,8 +147,29 @@ fn is_hang_up(e: &AdminError) -> bool {
     }
 }
 
-/// Resolves `host` and `port` and connects to the first address that answers.
-pub fn connect(host: &str, port: &str) -> Result<AdminClient, Error> {
+/// The `-S` settings: `None` without `-S`. Each file comes from its `--ssl-*` option, else
+/// from its libgearman variable (looked up with `env`, empty meaning unset).
+pub fn tls_options(cli: &Cli, env: impl Fn(&str) -> Option<OsString>) -> Option<TlsOptions> {
+    if !cli.ssl {
+        return None;
+    }
+    let file = |option: &Option<PathBuf>, var: &str| {
+        option
+            .clone()
+            .or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
+    };
+    Some(TlsOptions {
+        ca_file: file(&cli.ssl_ca_file, TLS_ENV[0]),
+        certificate: file(&cli.ssl_certificate, TLS_ENV[1]),
+        key: file(&cli.ssl_key, TLS_ENV[2]),
+        server_name: cli.ssl_server_name.clone(),
+    })
+}
+
+/// Resolves `host` and `port` and connects to the first address that answers, over TLS
+/// when `tls` is given (the server's certificate must then name `host`, unless
+/// `--ssl-server-name` names another).
+pub fn connect(host: &str, port: &str, tls: Option<&TlsConnector>) -> Result<AdminClient, Error> {
     let resolve_error = |reason: String| Error::Resolve {
         host: host.to_owned(),
         port: port.to_owned(),
@@ -151,11 +185,24 @@ pub fn connect(host: &str, port: &str) -> Result<AdminClient, Error> {
         port: number,
         reason,
     };
-    let client = match AdminClient::connect(&addrs[..], Some(CONNECT_TIMEOUT)) {
+    let connected = match tls {
+        None => AdminClient::connect(&addrs[..], Some(CONNECT_TIMEOUT)),
+        Some(tls) => AdminClient::connect_host_tls(&addrs[..], host, Some(CONNECT_TIMEOUT), tls),
+    };
+    let client = match connected {
         Ok(client) => client,
         Err(AdminError::Connect(e) | AdminError::Io(e) | AdminError::Resolve(e)) => {
             return Err(connect_error(io_message(&e)))
         }
+        Err(AdminError::Tls(TlsError::Handshake(e))) => {
+            let reason = match e.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".to_owned(),
+                _ => io_message(&e),
+            };
+            return Err(connect_error(format!("TLS handshake failed: {reason}")));
+        }
+        // Not a connection problem: the name cannot be checked (before any handshake).
+        Err(AdminError::Tls(e @ TlsError::ServerName(_))) => return Err(Error::Tls(e)),
         Err(e) => return Err(connect_error(e.to_string())),
     };
     client
@@ -272,13 +319,81 @@ gearman\t\t4731/tcp\tgearmand job-server
         );
     }
 
+    fn cli(args: &[&str]) -> Cli {
+        let mut all = vec!["gearadmin"];
+        all.extend_from_slice(args);
+        match crate::cli::parse(all) {
+            crate::cli::Parsed::Run(cli) => *cli,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_settings() {
+        let env = [
+            ("GEARMAND_CA_CERTIFICATE", "/env/ca.pem"),
+            ("GEARMAN_CLIENT_PEM", "/env/c.pem"),
+            ("GEARMAN_CLIENT_KEY", ""),
+        ];
+        let lookup = |var: &str| {
+            env.iter()
+                .find(|(name, _)| *name == var)
+                .map(|(_, value)| OsString::from(value))
+        };
+        // Without -S the variables are not read.
+        assert_eq!(tls_options(&cli(&["--status"]), lookup), None);
+        let o = tls_options(&cli(&["-S", "--status"]), lookup).unwrap();
+        assert_eq!(o.ca_file, Some(PathBuf::from("/env/ca.pem")));
+        assert_eq!(o.certificate, Some(PathBuf::from("/env/c.pem")));
+        assert_eq!(o.key, None, "an empty variable is unset");
+        assert_eq!(o.server_name, None);
+        let o = tls_options(
+            &cli(&[
+                "-S",
+                "--ssl-ca-file",
+                "/ca.pem",
+                "--ssl-key",
+                "/k.pem",
+                "--ssl-server-name",
+                "gearman.example",
+                "--status",
+            ]),
+            lookup,
+        )
+        .unwrap();
+        assert_eq!(o.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(o.certificate, Some(PathBuf::from("/env/c.pem")));
+        assert_eq!(o.key, Some(PathBuf::from("/k.pem")));
+        assert_eq!(o.server_name.as_deref(), Some("gearman.example"));
+        assert_eq!(
+            tls_options(&cli(&["-S", "--status"]), |_| None),
+            Some(TlsOptions::default())
+        );
+    }
+
+    #[test]
+    fn tls_needs_a_ca_file_before_connecting() {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        if TLS_ENV.iter().any(|v| std::env::var_os(v).is_some()) {
+            return;
+        }
+        // Port 1 on localhost: a connection attempt would fail with "Error connecting".
+        let e = execute(&cli(&["-S", "-p", "1", "--status"]), &mut out, &mut err).unwrap_err();
+        assert!(matches!(e, Error::Tls(TlsError::NoCaFile)), "{e:?}");
+        assert!(
+            e.to_string().starts_with("TLS (-S): TLS needs a CA file"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn refused_connection() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let e = connect("127.0.0.1", &port.to_string()).unwrap_err();
+        let e = connect("127.0.0.1", &port.to_string(), None).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!("Error connecting to 127.0.0.1 port {port}: Connection refused")

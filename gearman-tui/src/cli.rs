@@ -1,14 +1,24 @@
-//! The command line: servers to watch, refresh interval, `--once`; `-h` is the host, as in the
-//! C tools, so help is `-H`/`--help`.
+//! The command line: servers to watch, refresh interval, `--once`, TLS (`-S` and the
+//! `--ssl-*` options of `gearman`); `-h` is the host, as in the C tools, so help is
+//! `-H`/`--help`.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, Parser};
 pub use gearman_shared::servers::{parse_list, ServerAddr, ServerListError, DEFAULT_HOST};
+use gearman_shared::tls::TlsOptions;
 
 /// The Gearman port used when a server is given without one.
 pub const DEFAULT_PORT: u16 = 4730;
+
+/// libgearman's environment variables for the `-S` files: CA, client certificate, key.
+pub const TLS_ENV: [&str; 3] = [
+    "GEARMAND_CA_CERTIFICATE",
+    "GEARMAN_CLIENT_PEM",
+    "GEARMAN_CLIENT_KEY",
+];
 
 /// Live dashboard for Gearman job servers.
 #[derive(Debug, Clone, Parser)]
@@ -20,6 +30,9 @@ pub const DEFAULT_PORT: u16 = 4730;
     after_help = "Keys: q quit, Tab/1-5 switch panel, s/S sort column, r reverse, / filter, \
                   i hide idle rows, p pause, c cancel job, d drop function, X shutdown server, \
                   ? help.\n\n\
+                  With -S, every server is polled over TLS; the --ssl-* files default to \
+                  the files named by GEARMAND_CA_CERTIFICATE, GEARMAN_CLIENT_PEM and \
+                  GEARMAN_CLIENT_KEY (read only with -S), as in libgearman.\n\n\
                   With --once, the exit status is 0 when every server answered, 1 when one \
                   did not, 2 on a usage error."
 )]
@@ -63,6 +76,31 @@ pub struct Cli {
     #[arg(long, default_value_t = 5, value_name = "MINUTES", value_parser = clap::value_parser!(u32).range(1..=1440))]
     pub history: u32,
 
+    /// Connect to every server over TLS (rustls, TLS 1.2/1.3), verifying its certificate
+    /// against --ssl-ca-file, which is required (there is no built-in trust store).
+    #[arg(short = 'S', long)]
+    pub ssl: bool,
+
+    /// With -S: PEM file of the CA the servers' certificates must chain to (default:
+    /// GEARMAND_CA_CERTIFICATE).
+    #[arg(long, value_name = "FILE", requires = "ssl", value_parser = clap::value_parser!(PathBuf))]
+    pub ssl_ca_file: Option<PathBuf>,
+
+    /// With -S: PEM file of the client certificate chain to present when a server asks for
+    /// one; needs --ssl-key (default: GEARMAN_CLIENT_PEM).
+    #[arg(long, value_name = "FILE", requires = "ssl", value_parser = clap::value_parser!(PathBuf))]
+    pub ssl_certificate: Option<PathBuf>,
+
+    /// With -S: PEM file of the client certificate's private key (default:
+    /// GEARMAN_CLIENT_KEY).
+    #[arg(long, value_name = "FILE", requires = "ssl", value_parser = clap::value_parser!(PathBuf))]
+    pub ssl_key: Option<PathBuf>,
+
+    /// With -S: the name every server's certificate must carry (default: each server's host
+    /// as given).
+    #[arg(long, value_name = "NAME", requires = "ssl")]
+    pub ssl_server_name: Option<String>,
+
     /// Print help.
     #[arg(short = 'H', long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -79,6 +117,25 @@ impl Cli {
             servers.extend(parse_list(list, self.port)?);
         }
         Ok(servers)
+    }
+
+    /// The `-S` settings: `None` without `-S`. Each file comes from its `--ssl-*` option,
+    /// else from its libgearman variable (looked up with `env`, empty meaning unset).
+    pub fn tls_options(&self, env: impl Fn(&str) -> Option<OsString>) -> Option<TlsOptions> {
+        if !self.ssl {
+            return None;
+        }
+        let file = |option: &Option<PathBuf>, var: &str| {
+            option
+                .clone()
+                .or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
+        };
+        Some(TlsOptions {
+            ca_file: file(&self.ssl_ca_file, TLS_ENV[0]),
+            certificate: file(&self.ssl_certificate, TLS_ENV[1]),
+            key: file(&self.ssl_key, TLS_ENV[2]),
+            server_name: self.ssl_server_name.clone(),
+        })
     }
 }
 
@@ -186,6 +243,58 @@ mod tests {
         let err = parse_from(["gearman-tui", "--help"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp);
         assert!(parse_from(["gearman-tui", "--batch"]).unwrap().once);
+    }
+
+    #[test]
+    fn tls_settings() {
+        let env = [
+            ("GEARMAND_CA_CERTIFICATE", "/env/ca.pem"),
+            ("GEARMAN_CLIENT_PEM", "/env/c.pem"),
+            ("GEARMAN_CLIENT_KEY", ""),
+        ];
+        let lookup = |var: &str| {
+            env.iter()
+                .find(|(name, _)| *name == var)
+                .map(|(_, value)| OsString::from(value))
+        };
+        // Without -S the variables are not read, and the options are a usage error.
+        assert_eq!(parse(&[]).tls_options(lookup), None);
+        for option in [
+            "--ssl-ca-file",
+            "--ssl-certificate",
+            "--ssl-key",
+            "--ssl-server-name",
+        ] {
+            let err = parse_from(["gearman-tui", option, "x"]).unwrap_err();
+            assert_eq!(
+                err.kind(),
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "{option}"
+            );
+            assert!(err.to_string().contains("--ssl"), "{err}");
+        }
+        let o = parse(&["-S"]).tls_options(lookup).unwrap();
+        assert_eq!(o.ca_file, Some(PathBuf::from("/env/ca.pem")));
+        assert_eq!(o.certificate, Some(PathBuf::from("/env/c.pem")));
+        assert_eq!(o.key, None, "an empty variable is unset");
+        let o = parse(&[
+            "--ssl",
+            "--ssl-ca-file",
+            "/ca.pem",
+            "--ssl-key=/k.pem",
+            "--ssl-server-name",
+            "gearman.example",
+        ])
+        .tls_options(lookup)
+        .unwrap();
+        assert_eq!(o.ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(o.certificate, Some(PathBuf::from("/env/c.pem")));
+        assert_eq!(o.key, Some(PathBuf::from("/k.pem")));
+        assert_eq!(o.server_name.as_deref(), Some("gearman.example"));
+        assert_eq!(
+            parse(&["-S"]).tls_options(|_| None),
+            Some(TlsOptions::default())
+        );
     }
 
     #[test]

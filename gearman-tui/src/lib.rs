@@ -18,6 +18,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use gearman_shared::tls::{TlsConnector, TlsError};
+
 use crate::app::{App, Effect};
 use crate::cli::{Cli, ServerAddr, ServerListError};
 use crate::event::Event;
@@ -44,6 +46,10 @@ pub enum Error {
     /// `--once` could not write its output.
     #[error("cannot write the snapshot")]
     Output(#[source] io::Error),
+    /// `-S`: the TLS files or the server name cannot be used (no CA file, unreadable PEM,
+    /// a key that does not match its certificate, …). The cause is part of the message.
+    #[error("TLS (-S): {0}")]
+    Tls(TlsError),
 }
 
 /// How a run ended.
@@ -58,12 +64,19 @@ pub enum Outcome {
 /// Runs what the command line asks for.
 pub fn run(cli: &Cli) -> Result<Outcome, Error> {
     let servers = cli.servers()?;
+    // The TLS files are read once, before any server is polled.
+    let tls = cli
+        .tls_options(|var| std::env::var_os(var))
+        .map(|options| TlsConnector::new(&options))
+        .transpose()
+        .map_err(Error::Tls)?;
     let options = PollOptions {
         timeout: cli.timeout,
         jobs: !cli.no_jobs,
+        tls,
     };
     if cli.once {
-        let app = once::collect(&servers, options);
+        let app = once::collect(&servers, &options);
         let all_up = once::print(&app, &mut io::stdout().lock()).map_err(Error::Output)?;
         return Ok(if all_up {
             Outcome::Done
@@ -72,7 +85,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, Error> {
         });
     }
     let history = Duration::from_secs(u64::from(cli.history) * 60);
-    run_dashboard(&servers, options, cli.interval, history)?;
+    run_dashboard(&servers, &options, cli.interval, history)?;
     Ok(Outcome::Done)
 }
 
@@ -88,7 +101,7 @@ impl Drop for TerminalGuard {
 
 fn run_dashboard(
     servers: &[ServerAddr],
-    options: PollOptions,
+    options: &PollOptions,
     interval: Duration,
     history: Duration,
 ) -> Result<(), Error> {
@@ -100,7 +113,7 @@ fn run_dashboard(
     let pollers = servers
         .iter()
         .enumerate()
-        .map(|(i, addr)| Poller::spawn(i, addr.clone(), options, interval, tx.clone()))
+        .map(|(i, addr)| Poller::spawn(i, addr.clone(), options.clone(), interval, tx.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(Error::Thread)?;
     drop(tx);

@@ -13,7 +13,7 @@ use crate::poller::{poll_once, PollOptions};
 use crate::ui::duration;
 
 /// Polls `servers` once and builds the state, as the dashboard would hold it.
-pub fn collect(servers: &[ServerAddr], options: PollOptions) -> App {
+pub fn collect(servers: &[ServerAddr], options: &PollOptions) -> App {
     let results: Vec<Result<_, String>> = std::thread::scope(|scope| {
         let handles: Vec<_> = servers
             .iter()

@@ -9,18 +9,22 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use gearman_shared::admin::{AdminClient, AdminError};
+use gearman_shared::tls::TlsConnector;
 
 use crate::cli::ServerAddr;
 use crate::event::{Action, Event};
 use crate::snapshot::{merge_functions, JobRow, Snapshot, Stats, WorkerRow};
 
-/// What to ask for and how long to wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How to connect, what to ask for and how long to wait.
+#[derive(Debug, Clone)]
 pub struct PollOptions {
-    /// Bound on the connect and on every reply.
+    /// Bound on the connect (and the TLS handshake) and on every reply.
     pub timeout: Duration,
     /// Ask for `show jobs`.
     pub jobs: bool,
+    /// `-S`: connect over TLS with this configuration (files already read); each server's
+    /// certificate must name its host as given, unless `--ssl-server-name` says otherwise.
+    pub tls: Option<TlsConnector>,
 }
 
 /// An open admin connection and what was learnt about the server on it.
@@ -38,9 +42,14 @@ pub struct Session {
 }
 
 impl Session {
-    /// Connects and asks once for the version and process ID.
-    pub fn connect(addr: &ServerAddr, timeout: Duration) -> Result<Session, AdminError> {
-        let mut client = AdminClient::connect((addr.host.as_str(), addr.port), Some(timeout))?;
+    /// Connects (over TLS with `options.tls`) and asks once for the version and process ID.
+    pub fn connect(addr: &ServerAddr, options: &PollOptions) -> Result<Session, AdminError> {
+        let target = (addr.host.as_str(), addr.port);
+        let timeout = Some(options.timeout);
+        let mut client = match &options.tls {
+            None => AdminClient::connect(target, timeout)?,
+            Some(tls) => AdminClient::connect_host_tls(target, &addr.host, timeout, tls)?,
+        };
         let version = optional(client.version())?;
         let pid = optional(client.getpid())?;
         Ok(Session {
@@ -58,7 +67,7 @@ impl Session {
     pub fn poll(
         &mut self,
         addr: &ServerAddr,
-        options: PollOptions,
+        options: &PollOptions,
     ) -> Result<Snapshot, AdminError> {
         let status = self.client.status()?;
         let priority = if self.priority {
@@ -124,8 +133,8 @@ fn optional<T>(result: Result<T, AdminError>) -> Result<Option<T>, AdminError> {
 }
 
 /// Connects, polls once and hangs up (for `--once`).
-pub fn poll_once(addr: &ServerAddr, options: PollOptions) -> Result<Snapshot, String> {
-    Session::connect(addr, options.timeout)
+pub fn poll_once(addr: &ServerAddr, options: &PollOptions) -> Result<Snapshot, String> {
+    Session::connect(addr, options)
         .and_then(|mut s| s.poll(addr, options))
         .map_err(|e| e.to_string())
 }
@@ -168,7 +177,7 @@ impl Poller {
         let (actions, commands) = std::sync::mpsc::channel();
         thread::Builder::new()
             .name(format!("poll-{server}"))
-            .spawn(move || poll_loop(server, &addr, options, interval, &events, &commands))?;
+            .spawn(move || poll_loop(server, &addr, &options, interval, &events, &commands))?;
         Ok(Poller { actions })
     }
 
@@ -181,7 +190,7 @@ impl Poller {
 fn poll_loop(
     server: usize,
     addr: &ServerAddr,
-    options: PollOptions,
+    options: &PollOptions,
     interval: Duration,
     events: &Sender<Event>,
     commands: &Receiver<Action>,
@@ -206,7 +215,7 @@ fn poll_loop(
         let left = (started + interval).saturating_duration_since(Instant::now());
         match commands.recv_timeout(left) {
             Ok(action) => {
-                let result = run_action(&mut session, addr, options.timeout, &action);
+                let result = run_action(&mut session, addr, options, &action);
                 let done = Event::ActionDone {
                     server,
                     action,
@@ -228,7 +237,7 @@ fn poll_loop(
 fn poll_with_retry(
     session: &mut Option<Session>,
     addr: &ServerAddr,
-    options: PollOptions,
+    options: &PollOptions,
 ) -> Result<Snapshot, AdminError> {
     if let Some(s) = session.as_mut() {
         match s.poll(addr, options) {
@@ -240,7 +249,7 @@ fn poll_with_retry(
             Err(_) => *session = None,
         }
     }
-    let mut fresh = Session::connect(addr, options.timeout)?;
+    let mut fresh = Session::connect(addr, options)?;
     let snapshot = fresh.poll(addr, options)?;
     *session = Some(fresh);
     Ok(snapshot)
@@ -266,11 +275,11 @@ pub fn action_error(e: &AdminError) -> String {
 fn run_action(
     session: &mut Option<Session>,
     addr: &ServerAddr,
-    timeout: Duration,
+    options: &PollOptions,
     action: &Action,
 ) -> Result<(), AdminError> {
     if session.is_none() {
-        *session = Some(Session::connect(addr, timeout)?);
+        *session = Some(Session::connect(addr, options)?);
     }
     let Some(s) = session.as_mut() else {
         return Err(AdminError::Closed);
@@ -334,9 +343,10 @@ mod tests {
         let options = PollOptions {
             timeout: Duration::from_secs(5),
             jobs: true,
+            tls: None,
         };
-        let mut s = Session::connect(&addr, options.timeout).unwrap();
-        let snap = s.poll(&addr, options).unwrap();
+        let mut s = Session::connect(&addr, &options).unwrap();
+        let snap = s.poll(&addr, &options).unwrap();
         assert_eq!(snap.version.as_deref(), Some("1.1.20"));
         assert_eq!(snap.functions[0].waiting(), 2);
         assert_eq!(snap.functions[0].priority, Some([0, 2, 0]));
@@ -365,8 +375,9 @@ mod tests {
         let options = PollOptions {
             timeout: Duration::from_millis(300),
             jobs: true,
+            tls: None,
         };
-        assert!(poll_once(&addr, options).is_err());
+        assert!(poll_once(&addr, &options).is_err());
 
         // A server that accepts and never answers.
         let silent = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -375,7 +386,7 @@ mod tests {
             port: silent.local_addr().unwrap().port(),
         };
         let started = Instant::now();
-        let err = poll_once(&addr, options).unwrap_err();
+        let err = poll_once(&addr, &options).unwrap_err();
         assert!(err.contains("timed out"), "{err}");
         assert!(started.elapsed() < Duration::from_secs(3));
     }
@@ -393,6 +404,7 @@ mod tests {
         let options = PollOptions {
             timeout: Duration::from_millis(200),
             jobs: false,
+            tls: None,
         };
         let poller = Poller::spawn(3, addr, options, Duration::from_millis(50), tx).unwrap();
         match rx.recv_timeout(Duration::from_secs(5)).unwrap() {

@@ -28,8 +28,13 @@ const RUN_LIMIT: Duration = Duration::from_secs(20);
 /// How long a server gets to exit after a shutdown request.
 const EXIT_LIMIT: Duration = Duration::from_secs(10);
 
-/// The options our `--help` adds after the C tool's.
-const OUR_EXTRA_OPTION_LINES: [&str; 3] = [
+/// The options our `--help` adds to the C tool's (the TLS files after `-S`, the rest at the
+/// end).
+const OUR_EXTRA_OPTION_LINES: [&str; 7] = [
+    "  --ssl-ca-file arg              CA file (PEM) to verify the server with.",
+    "  --ssl-certificate arg          Client certificate file (PEM).",
+    "  --ssl-key arg                  Client certificate's private key (PEM).",
+    "  --ssl-server-name arg          Name the server's certificate must carry.",
     "  --shutdown                     Shut the server down immediately.",
     "  --shutdown-graceful            Shut the server down once no job is left.",
     "  --json                         Print listings and values as JSON.",
@@ -94,11 +99,22 @@ fn c_tool() -> PathBuf {
     PathBuf::from(C_GEARADMIN)
 }
 
+/// libgearman's `-S` variables, removed from every run so that `-S` cases do not depend on
+/// the environment of the test.
+const TLS_ENV: [&str; 3] = [
+    "GEARMAND_CA_CERTIFICATE",
+    "GEARMAN_CLIENT_PEM",
+    "GEARMAN_CLIENT_KEY",
+];
+
 /// Runs a gearadmin binary (argv[0] `gearadmin`, so both tools print the same prefix) with
 /// `-h 127.0.0.1 -p PORT` when a port is given.
 fn run(bin: &Path, port: Option<u16>, args: &[&str]) -> Output {
     let mut cmd = Command::new(bin);
     cmd.arg0("gearadmin");
+    for var in TLS_ENV {
+        cmd.env_remove(var);
+    }
     if let Some(port) = port {
         cmd.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
     }
@@ -751,15 +767,49 @@ fn unreachable_server_is_one_line_and_a_non_zero_exit() {
     );
 }
 
+/// `-S` without a CA file, or with one that cannot be read, fails before connecting (TLS
+/// against a real server: tests/e2e/security.rs).
 #[test]
-fn ssl_is_refused_without_connecting() {
+fn ssl_without_a_usable_ca_file_fails_without_connecting() {
     // Nothing listens: a connection attempt would report "Error connecting".
     let out = run(&ours(), Some(dead_port()), &["-S", "--status"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
     assert_eq!(
         text(&out.stderr),
-        "Error: TLS not supported yet (-S/--ssl): connect without it\n"
+        "Error: TLS (-S): TLS needs a CA file to verify the server's certificate \
+         (--ssl-ca-file FILE); there is no built-in trust store\n"
+    );
+    let out = run(
+        &ours(),
+        Some(dead_port()),
+        &["-S", "--ssl-ca-file", "/nonexistent/ca.pem", "--status"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("Error: TLS (-S): cannot read /nonexistent/ca.pem: "),
+        "{stderr:?}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+}
+
+/// The `--ssl-*` options need `-S`: a usage error in boost's style, before anything else.
+#[test]
+fn ssl_options_without_dash_s_are_a_usage_error() {
+    let out = run(
+        &ours(),
+        Some(dead_port()),
+        &["--ssl-ca-file", "/ca.pem", "--status"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "gearadmin : option '--ssl-ca-file' requires option '--ssl'\n\nOptions:\n"
+        ),
+        "{stdout}"
     );
 }
 

@@ -743,6 +743,339 @@ fn ours_tls_connection_with_a_client_certificate() {
     client.echo(b"still here");
 }
 
+// ---- gearadmin -S and gearman-tui -S ---------------------------------------------------
+
+/// `target/<profile>/<name>`: the tools are built next to the test executable's `deps/`.
+fn tool_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe of the test binary");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary is inside target/<profile>/deps")
+        .join(name);
+    assert!(
+        bin.is_file(),
+        "{name} binary not found at {}: build it with `cargo build --workspace --bins`",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs the tool `name` with `args` (bounded), without libgearman's TLS variables or
+/// GEARMAN_SERVER unless `env` sets them; returns (exit code, stdout, stderr).
+fn run_tool(name: &str, args: &[&str], env: &[(&str, PathBuf)]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(tool_bin(name));
+    cmd.args(args);
+    for var in [
+        "GEARMAND_CA_CERTIFICATE",
+        "GEARMAN_CLIENT_PEM",
+        "GEARMAN_CLIENT_KEY",
+        "GEARMAN_SERVER",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (var, value) in env {
+        cmd.env(var, value);
+    }
+    let out = ChildGuard::spawn(cmd).wait_output(Duration::from_secs(20));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Two queued jobs for `resize`, submitted over TLS with `options`: the status the tools
+/// must show is `resize\t2\t0\t0`.
+fn queue_two_jobs(addr: SocketAddr, options: &TlsOptions) {
+    let mut client = Peer::tls_ok(addr, options);
+    client.submit_bg("resize", "a.png");
+    client.submit_bg("resize", "b.png");
+}
+
+/// `gearadmin -S` against a TLS gearmand: the status over TLS (the name `localhost` and the
+/// address 127.0.0.1 both checked against the certificate), the files from libgearman's
+/// variables, and one-line refusals: no CA, another CA, a wrong name, a plain server.
+#[test]
+fn ours_tls_gearadmin_status() {
+    let pki = Pki::new();
+    let mut server = Gearmand::start("127.0.0.1", &pki.server_args(false), Some(&pki.anonymous()));
+    queue_two_jobs(server.addr(), &pki.anonymous());
+    let port = server.port().to_string();
+    let ca = pki.arg("ca.pem");
+    let expected = "resize\t2\t0\t0\n.\n";
+    for host in ["localhost", "127.0.0.1"] {
+        let (code, out, err) = run_tool(
+            "gearadmin",
+            &[
+                "-S",
+                "--ssl-ca-file",
+                &ca,
+                "-h",
+                host,
+                "-p",
+                &port,
+                "--status",
+            ],
+            &[],
+        );
+        assert_eq!((code, err.as_str()), (Some(0), ""), "{host}: {out}");
+        assert_eq!(out, expected, "{host}");
+    }
+    // The CA from GEARMAND_CA_CERTIFICATE, several operations over the one connection.
+    let (code, out, err) = run_tool(
+        "gearadmin",
+        &[
+            "--ssl",
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--server-version",
+            "--status",
+        ],
+        &[("GEARMAND_CA_CERTIFICATE", pki.path("ca.pem"))],
+    );
+    assert_eq!((code, err.as_str()), (Some(0), ""), "{out}");
+    assert_eq!(out, format!("1.1.20\n{expected}"));
+
+    let refusal = |args: &[&str]| {
+        let mut all = vec!["-h", "localhost", "-p", &port, "--status"];
+        all.extend_from_slice(args);
+        let (code, out, err) = run_tool("gearadmin", &all, &[]);
+        assert_eq!(code, Some(1), "{args:?}: {out}{err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.starts_with("Error: "), "{args:?}: {err}");
+        err
+    };
+    let err = refusal(&["-S"]);
+    assert!(err.contains("--ssl-ca-file"), "{err}");
+    let other = pki.arg("other-ca.pem");
+    let err = refusal(&["-S", "--ssl-ca-file", &other]);
+    assert!(
+        err.contains(&format!(
+            "Error connecting to localhost port {port}: TLS handshake failed"
+        )) && err.contains("UnknownIssuer"),
+        "{err}"
+    );
+    let err = refusal(&[
+        "-S",
+        "--ssl-ca-file",
+        &ca,
+        "--ssl-server-name",
+        "elsewhere.example",
+    ]);
+    assert!(
+        err.contains("TLS handshake failed") && err.contains("\"elsewhere.example\""),
+        "{err}"
+    );
+    server.assert_alive();
+
+    let plain = Gearmand::start("127.0.0.1", &[] as &[&str], None);
+    let (code, out, err) = run_tool(
+        "gearadmin",
+        &[
+            "-S",
+            "--ssl-ca-file",
+            &ca,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &plain.port().to_string(),
+            "--status",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(err.contains("TLS handshake failed"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// A gearmand that requires client certificates: gearadmin presents one from the options or
+/// from libgearman's variables; without one it is refused with a one-line error.
+#[test]
+fn ours_tls_gearadmin_with_a_client_certificate() {
+    let pki = Pki::new();
+    let mut server = Gearmand::start(
+        "127.0.0.1",
+        &pki.server_args(true),
+        Some(&pki.client("admin-1")),
+    );
+    queue_two_jobs(server.addr(), &pki.client("client-1"));
+    let port = server.port().to_string();
+    let (ca, cert, key) = (
+        pki.arg("ca.pem"),
+        pki.arg("admin-1.pem"),
+        pki.arg("admin-1.key"),
+    );
+    let (code, out, err) = run_tool(
+        "gearadmin",
+        &[
+            "-S",
+            "--ssl-ca-file",
+            &ca,
+            "--ssl-certificate",
+            &cert,
+            "--ssl-key",
+            &key,
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--status",
+        ],
+        &[],
+    );
+    assert_eq!((code, err.as_str()), (Some(0), ""), "{out}");
+    assert_eq!(out, "resize\t2\t0\t0\n.\n");
+    let (code, out, err) = run_tool(
+        "gearadmin",
+        &["-S", "-h", "127.0.0.1", "-p", &port, "--status"],
+        &[
+            ("GEARMAND_CA_CERTIFICATE", pki.path("ca.pem")),
+            ("GEARMAN_CLIENT_PEM", pki.path("admin-1.pem")),
+            ("GEARMAN_CLIENT_KEY", pki.path("admin-1.key")),
+        ],
+    );
+    assert_eq!((code, err.as_str()), (Some(0), ""), "{out}");
+    assert_eq!(out, "resize\t2\t0\t0\n.\n");
+
+    // No client certificate: TLS 1.3 reports the refusal at the first read.
+    let (code, out, err) = run_tool(
+        "gearadmin",
+        &[
+            "-S",
+            "--ssl-ca-file",
+            &ca,
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--status",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.starts_with("Error: --status: ") && err.contains("CertificateRequired"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // A certificate without its key.
+    let (code, _, err) = run_tool(
+        "gearadmin",
+        &[
+            "-S",
+            "--ssl-ca-file",
+            &ca,
+            "--ssl-certificate",
+            &cert,
+            "-h",
+            "localhost",
+            "-p",
+            &port,
+            "--status",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.starts_with("Error: TLS (-S): ") && err.contains("--ssl-key"),
+        "{err}"
+    );
+    server.wait_log("peer sent no certificates", 1);
+    server.assert_alive();
+}
+
+/// The fields of the first line of `section` of a `gearman-tui --once` output (0: servers,
+/// 1: functions, 2: connections) whose first two fields are `first` and `second`.
+fn once_row(text: &str, section: usize, first: &str, second: &str) -> Vec<String> {
+    text.split("\n\n")
+        .nth(section)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .find(|f| {
+            f.first().map(String::as_str) == Some(first)
+                && f.get(1).map(String::as_str) == Some(second)
+        })
+        .unwrap_or_else(|| panic!("no line {first} {second} in section {section} of:\n{text}"))
+}
+
+/// `gearman-tui --once -S` prints the snapshot of a TLS server (with and without a client
+/// certificate required), and shows a server it cannot verify as down.
+#[test]
+fn ours_tls_gearman_tui_once() {
+    let pki = Pki::new();
+    let ca = pki.arg("ca.pem");
+    for require_client_certs in [false, true] {
+        let probe = if require_client_certs {
+            pki.client("admin-1")
+        } else {
+            pki.anonymous()
+        };
+        let mut server = Gearmand::start(
+            "127.0.0.1",
+            &pki.server_args(require_client_certs),
+            Some(&probe),
+        );
+        queue_two_jobs(server.addr(), &probe);
+        let target = format!("localhost:{}", server.port());
+        let mut args = vec!["--once", "-S", "--ssl-ca-file", &ca, "-h", &target];
+        let (cert, key) = (pki.arg("admin-1.pem"), pki.arg("admin-1.key"));
+        if require_client_certs {
+            args.extend(["--ssl-certificate", &cert, "--ssl-key", &key]);
+        }
+        let (code, out, err) = run_tool("gearman-tui", &args, &[]);
+        assert_eq!(code, Some(0), "{out}{err}");
+        // SERVER STATE VERSION PID UPTIME FUNCTIONS WAITING RUNNING WORKERS JOBS ERROR
+        let s = once_row(&out, 0, &target, "up");
+        assert!(s[2].starts_with("1.1.20"), "{out}");
+        assert_eq!(&s[5..10], ["1", "2", "0", "0", "2"], "{out}");
+        // SERVER FUNCTION WAITING RUNNING WORKERS HIGH NORMAL LOW OLDEST ALERT
+        let f = once_row(&out, 1, &target, "resize");
+        assert_eq!(&f[2..8], ["2", "0", "0", "0", "2", "0"], "{out}");
+
+        // Another CA: the server is shown as down, with why, and the exit status is 1.
+        let other = pki.arg("other-ca.pem");
+        let mut args = vec!["--once", "-S", "--ssl-ca-file", &other, "-h", &target];
+        if require_client_certs {
+            args.extend(["--ssl-certificate", &cert, "--ssl-key", &key]);
+        }
+        let (code, out, err) = run_tool("gearman-tui", &args, &[]);
+        assert_eq!(code, Some(1), "{out}{err}");
+        let s = once_row(&out, 0, &target, "down");
+        assert!(s.join(" ").contains("UnknownIssuer"), "{out}");
+        server.assert_alive();
+    }
+
+    // The files from libgearman's variables; without a CA, one line and exit 1.
+    let server = Gearmand::start("127.0.0.1", &pki.server_args(false), Some(&pki.anonymous()));
+    let target = format!("127.0.0.1:{}", server.port());
+    let (code, out, err) = run_tool(
+        "gearman-tui",
+        &["--once", "--ssl", "-h", &target],
+        &[("GEARMAND_CA_CERTIFICATE", pki.path("ca.pem"))],
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&target) && l.contains(" up ")),
+        "{out}"
+    );
+    let (code, out, err) = run_tool("gearman-tui", &["--once", "-S", "-h", &target], &[]);
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert!(out.is_empty(), "{out}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("--ssl-ca-file"), "{err}");
+    // The TLS options need -S: a usage error.
+    let (code, _, err) = run_tool("gearman-tui", &["--once", "--ssl-ca-file", &ca], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--ssl"), "{err}");
+}
+
 /// Checks that a bad TLS attempt is refused and logged, and that a good connection opened
 /// before it and one opened after it both work.
 fn refused_without_harm(

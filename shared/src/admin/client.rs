@@ -108,6 +108,22 @@ impl AdminClient {
         Ok(client)
     }
 
+    /// Connects to `addr` and runs a TLS handshake with a prepared `connector` (its files
+    /// already read): the server's certificate must name `host`, the name or address the
+    /// user gave, unless the connector names another. `timeout` bounds the connect, the
+    /// handshake and, afterwards, every read and write.
+    pub fn connect_host_tls(
+        addr: impl ToSocketAddrs,
+        host: &str,
+        timeout: Option<Duration>,
+        connector: &TlsConnector,
+    ) -> Result<Self, AdminError> {
+        let tcp = tcp_connect(addr, timeout)?;
+        let client = AdminClient::with_stream(connector.connect(tcp, host, timeout)?);
+        client.set_timeout(timeout)?;
+        Ok(client)
+    }
+
     /// Wraps an already connected stream, keeping its timeouts.
     pub fn from_stream(stream: TcpStream) -> Self {
         AdminClient::with_stream(Stream::Plain(stream))
