@@ -897,6 +897,49 @@ fn postgres_bad_connection_options_fail_at_start() {
     assert!(status.success(), "{stderr}");
 }
 
+/// Several job servers on one PostgreSQL database, each with its own table: each replays
+/// exactly its own jobs (generated keys of empty uniques never collide).
+#[test]
+fn postgres_several_servers_share_one_database() {
+    let conninfo = setting("GEARMAND_TEST_PG");
+    let tables = [namespace("pg_share_a"), namespace("pg_share_b")];
+    let args: Vec<Vec<&str>> = tables
+        .iter()
+        .map(|t| {
+            vec![
+                "-q",
+                "libpq",
+                "--libpq-conninfo",
+                conninfo.as_str(),
+                "--libpq-table",
+                t,
+            ]
+        })
+        .collect();
+    let servers: Vec<Daemon> = args.iter().map(|a| Daemon::ours(a)).collect();
+    for (i, server) in servers.iter().enumerate() {
+        let mut c = server.connect();
+        for n in 0..20 {
+            c.submit(bg_job("shared", "", format!("{i}-{n}"), Priority::Normal));
+        }
+    }
+    drop(servers);
+    for (i, a) in args.iter().enumerate() {
+        let server = Daemon::ours(a);
+        let mut got: Vec<String> = drain(server.addr(), &[b"shared"])
+            .into_iter()
+            .map(|(_, u, d)| {
+                assert!(u.is_empty(), "a replayed empty unique: {}", esc(&u));
+                esc(&d)
+            })
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = (0..20).map(|n| format!("{i}-{n}")).collect();
+        want.sort();
+        assert_eq!(got, want, "server {i} replays its own jobs");
+    }
+}
+
 /// Each server replays what the other's libpq module stored.
 #[test]
 fn postgres_interop_with_the_c_server() {
