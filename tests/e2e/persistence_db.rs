@@ -1367,6 +1367,39 @@ fn redis_restart_refuses_jobs_then_reconnects() {
     assert_eq!(got, ["before", "after"]);
 }
 
+/// Keys under the prefix that are not jobs (a string, a hash without `data`) are skipped at
+/// replay; the server starts and the real job comes back.
+#[test]
+fn redis_foreign_keys_under_the_prefix_are_ignored() {
+    let (host, port) = host_port(&setting("GEARMAND_TEST_REDIS"));
+    let prefix = namespace("rd_foreign");
+    let cli = |args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-h", &host, "-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("run redis-cli (Debian package redis-tools)");
+        assert!(out.status.success(), "redis-cli {args:?}");
+    };
+    cli(&["SET", &format!("{prefix}-junk-1"), "x"]);
+    cli(&["HSET", &format!("{prefix}-f-u"), "foo", "bar"]);
+    let args = redis_args(&host, port, &prefix);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Daemon::ours(&args);
+    server
+        .connect()
+        .submit(bg_job("real", "u", "x", Priority::Normal));
+    drop(server);
+    let server = Daemon::ours(&args);
+    let mut admin = server.connect();
+    assert_eq!(admin.status_of("junk"), None);
+    assert_eq!(admin.status_of("f"), None);
+    assert_eq!(
+        drain(server.addr(), &[b"real"]),
+        vec![(b("real"), b("u"), b("x"))]
+    );
+}
+
 /// `--redis-password` authenticates; without it a Redis that requires one is refused at
 /// start-up.
 #[test]

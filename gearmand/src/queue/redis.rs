@@ -188,6 +188,8 @@ impl RedisStore {
                 _ => {}
             }
         }
+        // Every job has its data (maybe empty); a hash without is someone else's.
+        let data = data?;
         // Jobs the C server wrote carry only data and priority: the key names the rest.
         let (function, unique) = match (function, unique) {
             (Some(f), Some(u)) => (f, u),
@@ -206,7 +208,7 @@ impl RedisStore {
                 key: Bytes::from(unique),
                 function: Bytes::from(function),
                 priority: priority_from_index(priority)?,
-                data: Bytes::from(data.unwrap_or_default()),
+                data: Bytes::from(data),
                 when,
             },
         ))
@@ -281,21 +283,43 @@ impl QueueStore for RedisStore {
         })?;
         let mut jobs = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(SCAN_COUNT) {
+            // One pipeline per chunk; a key under the prefix that is not a hash (someone
+            // else's) answers WRONGTYPE and is skipped.
             let values = self.with_connection(|conn| {
-                let mut values = Vec::with_capacity(chunk.len());
+                let mut pipe = redis::pipe();
                 for key in chunk {
-                    // A key under the prefix that is not a hash is someone else's: skipped.
-                    match redis::cmd("HGETALL").arg(key).query::<Value>(conn) {
-                        Ok(value) => values.push(value),
-                        Err(e) if e.is_io_error() => return Err(StoreError::backend(STORE, e)),
-                        Err(e) if e.code() == Some("WRONGTYPE") => values.push(Value::Nil),
-                        Err(e) => return Err(StoreError::backend(STORE, e)),
-                    }
+                    pipe.cmd("HGETALL").arg(key);
+                }
+                let values = redis::ConnectionLike::req_packed_commands(
+                    conn,
+                    &pipe.get_packed_pipeline(),
+                    0,
+                    chunk.len(),
+                )
+                .map_err(|e| StoreError::backend(STORE, e))?;
+                if values.len() != chunk.len() {
+                    return Err(StoreError::backend(
+                        STORE,
+                        format!("{} replies to {} HGETALLs", values.len(), chunk.len()),
+                    ));
                 }
                 Ok(values)
             })?;
             for (key, value) in chunk.iter().zip(values) {
-                match self.job_of(key, pairs(value)) {
+                if let Value::ServerError(e) = &value {
+                    tracing::warn!(
+                        key = %String::from_utf8_lossy(key),
+                        error = ?e,
+                        "redis key under the queue prefix is not a hash; ignored"
+                    );
+                    continue;
+                }
+                let fields = pairs(value);
+                if fields.is_empty() {
+                    // Deleted since SCAN saw it.
+                    continue;
+                }
+                match self.job_of(key, fields) {
                     Some(job) => jobs.push(job),
                     None => tracing::warn!(
                         key = %String::from_utf8_lossy(key),
