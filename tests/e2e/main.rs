@@ -28,6 +28,7 @@ mod persistence_db;
 mod retries;
 mod security;
 mod signals;
+mod soak;
 mod stats;
 mod status;
 mod submit;
