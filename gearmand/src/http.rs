@@ -6,15 +6,21 @@
 //! knows: it registers, submits, and receives JOB_CREATED and WORK_* packets through an
 //! outbox like any TCP client, so the job model has one path for both.
 
+use std::io;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_std::channel::{self, Receiver, Sender};
 use async_std::io::ReadExt;
 use async_std::net::{TcpListener, TcpStream};
 use bytes::{Bytes, BytesMut};
+use futures::io::{AsyncRead, AsyncWrite};
 use futures::FutureExt;
+use futures_rustls::server::TlsStream;
+use futures_rustls::TlsAcceptor;
 use gearman_shared::admin::StatsReport;
 use gearman_shared::protocol::{JobMode, Priority, Request, Response, SubmitJob};
 use tide::http::{Method, Mime};
@@ -28,6 +34,8 @@ use crate::stats;
 const HTTP_CONN_BASE: u64 = 1 << 62;
 /// How long a request body may take to arrive.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an HTTPS client may take to complete the handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a waiting request checks whether its client went away.
 const CLIENT_CHECK: Duration = Duration::from_millis(200);
 
@@ -52,16 +60,67 @@ impl HttpContext {
     }
 }
 
-/// The client socket of a request, to notice when the client goes away.
+/// The client socket of a request, to notice when the client goes away, and the
+/// client's TLS identity, for the access-control list.
 #[derive(Clone)]
-struct ClientSocket(TcpStream);
+struct ClientSocket(TcpStream, Option<String>);
+
+/// A TLS stream that async-h1 can clone for its reader and writer: each poll locks it
+/// for that call only (polls never wait while holding the lock).
+#[derive(Clone)]
+struct SharedTls(Arc<Mutex<TlsStream<TcpStream>>>);
+
+impl SharedTls {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(Pin<&mut TlsStream<TcpStream>>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        match self.0.lock() {
+            Ok(mut stream) => f(Pin::new(&mut *stream)),
+            Err(_) => Poll::Ready(Err(io::Error::other("TLS stream lock poisoned"))),
+        }
+    }
+}
+
+impl AsyncRead for SharedTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|s| s.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for SharedTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|s| s.poll_write(cx, buf))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_flush(cx))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|s| s.poll_close(cx))
+    }
+}
 
 fn server_header() -> String {
     format!("Gearman/{}", crate::config::PROTOCOL_VERSION)
 }
 
-/// Serves HTTP on `listener` until `stop` closes.
-pub async fn run(listener: std::net::TcpListener, context: HttpContext, stop: Receiver<()>) {
+/// Serves HTTP (HTTPS with `tls`) on `listener` until `stop` closes.
+pub async fn run(
+    listener: std::net::TcpListener,
+    context: HttpContext,
+    tls: Option<TlsAcceptor>,
+    stop: Receiver<()>,
+) {
     let listener = TcpListener::from(listener);
     let mut app = tide::with_state(context);
     app.at("/metrics").get(metrics).head(metrics);
@@ -82,14 +141,40 @@ pub async fn run(listener: std::net::TcpListener, context: HttpContext, stop: Re
             }
         };
         let app = app.clone();
+        let tls = tls.clone();
         async_std::task::spawn(async move {
             let socket = stream.clone();
-            let served = async_h1::accept(stream, |mut request| {
-                request.ext_mut().insert(ClientSocket(socket.clone()));
-                let app = app.clone();
-                async move { app.respond(request).await }
-            })
-            .await;
+            let respond = |identity: Option<String>| {
+                move |mut request: tide::http::Request| {
+                    request
+                        .ext_mut()
+                        .insert(ClientSocket(socket.clone(), identity.clone()));
+                    let app = app.clone();
+                    async move { app.respond(request).await }
+                }
+            };
+            let served = match tls {
+                None => async_h1::accept(stream, respond(None)).await,
+                Some(acceptor) => {
+                    let handshake =
+                        async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls)) => {
+                            let identity = crate::tls::peer_identity(tls.get_ref().1);
+                            let shared = SharedTls(Arc::new(Mutex::new(tls)));
+                            async_h1::accept(shared, respond(identity)).await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::warn!(error = %e, "HTTPS handshake failed, closing");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::warn!("HTTPS handshake timed out, closing");
+                            return;
+                        }
+                    }
+                }
+            };
             if let Err(e) = served {
                 tracing::debug!(error = %e, "HTTP connection ended with an error");
             }
@@ -219,7 +304,7 @@ impl Drop for Registration {
 /// Resolves once the client has closed its side of the connection. A client that sent
 /// its next request already is still there, so that counts as present.
 async fn client_gone(socket: Option<ClientSocket>) {
-    let Some(ClientSocket(stream)) = socket else {
+    let Some(ClientSocket(stream, _)) = socket else {
         return futures::future::pending().await;
     };
     let mut probe = [0u8; 1];
@@ -288,10 +373,11 @@ async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
         i64::from(s.0.as_raw_fd())
     });
     let (outbox, replies) = channel::unbounded();
+    let identity = socket.as_ref().and_then(|s| s.1.clone());
     let info = PeerInfo {
         fd,
         address,
-        identity: None,
+        identity,
     };
     if context
         .events

@@ -94,14 +94,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         store: store.as_ref().map(StoreThread::sender),
         replay,
         traffic: Arc::default(),
-        tls,
+        tls: tls.clone(),
         acl,
     };
     start_threads(parts)?;
     if let Some(http) = config.http {
         let context = http::HttpContext::new(events_tx.clone(), http.max_body);
         for listener in http_listeners {
-            let serve = http::run(listener, context.clone(), stop_rx_for_http.clone());
+            let serve = http::run(
+                listener,
+                context.clone(),
+                tls.clone(),
+                stop_rx_for_http.clone(),
+            );
             spawn("gearmand-http".into(), move || block_on(serve))?;
         }
     }
