@@ -1714,3 +1714,109 @@ fn ours_limit_partial_timeout_closes_half_frames_not_idle_connections() {
     });
     server.assert_healthy();
 }
+
+// ---- HTTPS on the HTTP port ------------------------------------------------------------
+
+/// One HTTP/1.1 request over TLS to `port`; the whole response (the server closes it).
+fn https_request(port: u16, options: &TlsOptions, request: &str) -> Result<String, String> {
+    use std::io::Read;
+    let connector = gearman_shared::tls::TlsConnector::new(options).map_err(|e| e.to_string())?;
+    let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    let mut stream = connector
+        .connect(tcp, "127.0.0.1", Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .tcp()
+        .set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| e.to_string())?;
+    stream.flush().map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    let mut chunk = [0u8; 4096];
+    // Read until the header and the announced body are in.
+    loop {
+        let n = stream.read(&mut chunk).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&response).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if response.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&response).into_owned())
+}
+
+#[test]
+fn ours_https_serves_status_and_jobs_and_refuses_plain_http() {
+    let pki = Pki::new();
+    let http_port = free_port();
+    let mut args = pki.server_args(false);
+    args.extend([
+        "-r".into(),
+        "http".into(),
+        "--http-port".into(),
+        http_port.to_string(),
+    ]);
+    let mut server = Gearmand::start("127.0.0.1", &args, Some(&pki.anonymous()));
+    let anonymous = pki.anonymous();
+    wait_until(Duration::from_secs(5), "the HTTPS port answers", || {
+        https_request(
+            http_port,
+            &anonymous,
+            "GET /status HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .is_ok()
+    });
+    let status = https_request(
+        http_port,
+        &anonymous,
+        "GET /status HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .expect("GET /status over TLS");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(status.contains("\"functions\""), "{status}");
+
+    let background = https_request(
+        http_port,
+        &anonymous,
+        "POST /tls-job HTTP/1.1\r\nHost: x\r\nX-Gearman-Background: true\r\nContent-Length: 5\r\n\r\nhello",
+    )
+    .expect("background job over HTTPS");
+    assert!(background.starts_with("HTTP/1.1 200"), "{background}");
+    assert!(
+        background
+            .to_ascii_lowercase()
+            .contains("x-gearman-command: job_created"),
+        "{background}"
+    );
+
+    // A plaintext HTTP client on the TLS port gets no HTTP answer.
+    let mut plain = TcpStream::connect(("127.0.0.1", http_port)).expect("connect");
+    plain.set_read_timeout(Some(TIMEOUT)).expect("timeout");
+    plain
+        .write_all(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut plain, &mut answer);
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "plaintext answered: {answer:?}"
+    );
+    server.wait_log("HTTPS handshake failed", 1);
+    server.assert_alive();
+}
