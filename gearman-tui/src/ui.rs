@@ -128,6 +128,40 @@ pub fn table_title(app: &App, name: &str, shown: usize, total: usize) -> Line<'s
     Line::from(parts)
 }
 
+/// Draws a panel's table: the header with the sort marker, the rows, an optional footer,
+/// scrolled so that the panel's selection shows.
+#[allow(clippy::too_many_arguments)]
+pub fn render_panel_table<'a>(
+    app: &App,
+    panel: Panel,
+    body: Vec<Row<'a>>,
+    widths: Vec<Constraint>,
+    footer: Option<Row<'a>>,
+    block: ratatui::widgets::Block<'a>,
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    use ratatui::widgets::{StatefulWidget, Table, TableState};
+    let selected = app.selection(panel);
+    // Borders and header take three rows, a footer one more.
+    let chrome = 3 + u16::from(footer.is_some());
+    let mut state = TableState::new()
+        .with_selected(selected)
+        .with_offset(scroll_offset(selected, area.height.saturating_sub(chrome)));
+    let mut table = Table::new(body, widths)
+        .header(header_row(
+            panel.columns(),
+            app.sort(panel),
+            !app.multi_server(),
+        ))
+        .block(block)
+        .row_highlight_style(SELECTED);
+    if let Some(footer) = footer {
+        table = table.footer(footer);
+    }
+    StatefulWidget::render(table, area, buf, &mut state);
+}
+
 /// The first visible row so that `selected` shows in a table body of `height` rows.
 pub fn scroll_offset(selected: Option<usize>, height: u16) -> usize {
     let height = usize::from(height.max(1));

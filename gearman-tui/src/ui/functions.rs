@@ -5,11 +5,9 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::Line;
-use ratatui::widgets::{
-    Block, Borders, Cell, Paragraph, Row, StatefulWidget, Table, TableState, Widget,
-};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Widget};
 
-use super::{age, header_row, rate, scroll_offset, table_title, ALERT, DIM, SELECTED};
+use super::{age, rate, render_panel_table, table_title, ALERT, DIM};
 use crate::app::{App, FunctionView, Panel};
 
 /// Draws the panel.
@@ -40,7 +38,6 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 
     let multi = app.multi_server();
-    let sort = app.sort(Panel::Functions);
     let mut widths = Vec::new();
     if multi {
         widths.push(Constraint::Length(21));
@@ -60,20 +57,15 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
 
     let body: Vec<Row<'_>> = rows.iter().map(|v| row(app, v, multi)).collect();
     let footer = totals_row(&rows, multi);
-    let selected = app.selection(Panel::Functions);
-    // Borders, header and footer take four rows.
-    let mut state = TableState::new()
-        .with_selected(selected)
-        .with_offset(scroll_offset(selected, area.height.saturating_sub(4)));
-    StatefulWidget::render(
-        Table::new(body, widths)
-            .header(header_row(Panel::Functions.columns(), sort, !multi))
-            .footer(footer)
-            .block(block)
-            .row_highlight_style(SELECTED),
+    render_panel_table(
+        app,
+        Panel::Functions,
+        body,
+        widths,
+        Some(footer),
+        block,
         area,
         buf,
-        &mut state,
     );
 }
 

@@ -5,9 +5,9 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, StatefulWidget, Table, TableState, Widget};
+use ratatui::widgets::{Block, Borders, Paragraph, Row, Widget};
 
-use super::{age, header_row, scroll_offset, table_title, DIM, SELECTED};
+use super::{age, render_panel_table, table_title, DIM};
 use crate::app::{App, Panel};
 
 /// Draws the panel.
@@ -72,23 +72,7 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             Row::new(cells).style(if v.row.ignore { DIM } else { Style::new() })
         })
         .collect();
-    let selected = app.selection(Panel::Jobs);
-    let mut state = TableState::new()
-        .with_selected(selected)
-        .with_offset(scroll_offset(selected, area.height.saturating_sub(3)));
-    StatefulWidget::render(
-        Table::new(body, widths)
-            .header(header_row(
-                Panel::Jobs.columns(),
-                app.sort(Panel::Jobs),
-                !multi,
-            ))
-            .block(block)
-            .row_highlight_style(SELECTED),
-        area,
-        buf,
-        &mut state,
-    );
+    render_panel_table(app, Panel::Jobs, body, widths, None, block, area, buf);
 }
 
 #[cfg(test)]
