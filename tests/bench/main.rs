@@ -25,8 +25,10 @@
 //!   `bg` is not selected); timed until the server acknowledged the last WORK_COMPLETE.
 //! - `seq` (latency): 1 client × 1 worker, `--seq-jobs` (5,000) sequential round trips.
 //!
-//! `--queue sqlite` runs both servers with `-q libsqlite3` on a fresh database, so `bg` and
-//! `drain` measure durable submission and drain (`--scenario bg --scenario drain`).
+//! `--queue sqlite|postgres|mysql|redis|memcached` runs both servers on that store (a fresh
+//! database file, or their own table or key prefix), so `bg` and `drain` measure stored
+//! submission and drain (`--scenario bg --scenario drain`); the database stores take their
+//! settings from `eval "$(tests/db_servers.sh start)"`.
 //!
 //! For each run the table shows the server's CPU seconds (utime + stime of all its threads
 //! from `/proc/<pid>/stat`, read before and after) and the generator's own (from
@@ -131,9 +133,10 @@ struct Args {
     /// I/O threads for each server (`-t`).
     #[arg(long, default_value_t = 4)]
     threads: u32,
-    /// Persistent queue for both servers; `sqlite` measures durable background submission
-    /// and drain (then --bg-jobs defaults to 5,000, --quick 500: the C module manages only
-    /// a few hundred jobs/s).
+    /// Persistent queue for both servers, to measure stored background submission and
+    /// drain (then --bg-jobs defaults to 5,000, --quick 500: the C modules manage only a
+    /// few hundred jobs/s). The database stores read their settings from the variables
+    /// `tests/db_servers.sh start` prints.
     #[arg(long, value_enum, default_value_t = Queue::Builtin)]
     queue: Queue,
     /// Longest wait for any single reply, in seconds.
@@ -211,7 +214,7 @@ fn run() -> Result<()> {
     } else {
         (20_000, 100_000, 5_000, 3)
     };
-    if args.queue == Queue::Sqlite {
+    if args.queue != Queue::Builtin {
         bg = if args.quick { 500 } else { 5_000 };
     }
     let config = Config {

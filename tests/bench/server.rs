@@ -66,8 +66,94 @@ fn free_port() -> Result<u16> {
 pub enum Queue {
     /// `-q builtin`: nothing stored.
     Builtin,
-    /// `-q libsqlite3`: every background job durably stored.
+    /// `-q libsqlite3` on a fresh database file.
     Sqlite,
+    /// `-q Postgres` on `GEARMAND_TEST_PG` (a libpq conninfo), a table per server.
+    Postgres,
+    /// `-q MySQL` on `GEARMAND_TEST_MYSQL` (`host= port= user= password= db=`).
+    Mysql,
+    /// `-q redis` on `GEARMAND_TEST_REDIS` (`host:port`), a key prefix per server.
+    Redis,
+    /// `-q libmemcached` on `GEARMAND_TEST_MEMCACHED` (`host:port`), a prefix per server.
+    Memcached,
+}
+
+impl Queue {
+    /// The options that select this queue for the server `name` (`ours` or `C`), each
+    /// server with its own table or key prefix so that neither sees the other's jobs.
+    pub fn args(self, name: &str, dir: &WorkDir, port: u16) -> Result<Vec<String>> {
+        let env = |var: &str| {
+            std::env::var(var).with_context(|| {
+                format!("{var} is not set: start the stores with `eval \"$(tests/db_servers.sh start)\"`")
+            })
+        };
+        // Short names: the C redis module crashes on prefixes longer than 6 bytes.
+        let tag = if name == "ours" { "bo" } else { "bc" };
+        let table = format!("bench_{tag}_{port}");
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Ok(match self {
+            Queue::Builtin => Vec::new(),
+            Queue::Sqlite => {
+                let db = dir.path.join(format!("{name}-{port}.sqlite"));
+                owned(&["-q", "libsqlite3", "--libsqlite3-db", &db.to_string_lossy()])
+            }
+            Queue::Postgres => owned(&[
+                "-q",
+                "Postgres",
+                "--libpq-conninfo",
+                &env("GEARMAND_TEST_PG")?,
+                "--libpq-table",
+                &table,
+            ]),
+            Queue::Mysql => {
+                let settings = env("GEARMAND_TEST_MYSQL")?;
+                let field = |key: &str| {
+                    settings
+                        .split_whitespace()
+                        .find_map(|kv| kv.strip_prefix(&format!("{key}=")).map(str::to_string))
+                        .unwrap_or_default()
+                };
+                owned(&[
+                    "-q",
+                    "MySQL",
+                    "--mysql-host",
+                    &field("host"),
+                    "--mysql-port",
+                    &field("port"),
+                    "--mysql-user",
+                    &field("user"),
+                    "--mysql-password",
+                    &field("password"),
+                    "--mysql-db",
+                    &field("db"),
+                    "--mysql-table",
+                    &table,
+                ])
+            }
+            Queue::Redis => {
+                let server = env("GEARMAND_TEST_REDIS")?;
+                let (host, redis_port) = server.rsplit_once(':').unwrap_or((&server, "6379"));
+                owned(&[
+                    "-q",
+                    "redis",
+                    "--redis-server",
+                    host,
+                    "--redis-port",
+                    redis_port,
+                    "--redis-prefix",
+                    &format!("{tag}{}_", port % 1000),
+                ])
+            }
+            Queue::Memcached => owned(&[
+                "-q",
+                "libmemcached",
+                "--libmemcached-servers",
+                &env("GEARMAND_TEST_MEMCACHED")?,
+                "--libmemcached-prefix",
+                &format!("{tag}{port}_"),
+            ]),
+        })
+    }
 }
 
 impl Server {
@@ -118,13 +204,7 @@ impl Server {
             .args(["-L", "127.0.0.1", "-p", &port.to_string()])
             .args(["-t", &threads.to_string(), "-l", "none", "-P"])
             .arg(&pid_file);
-        if queue == Queue::Sqlite {
-            // A fresh database per start: durable submission is what is measured.
-            let db = dir.path.join(format!("{name}-{port}.sqlite"));
-            command
-                .args(["-q", "libsqlite3", "--libsqlite3-db"])
-                .arg(db);
-        }
+        command.args(queue.args(name, dir, port)?);
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
