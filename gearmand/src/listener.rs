@@ -60,9 +60,7 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> std::io::Result<std::net::TcpList
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     socket.set_nonblocking(true)?;
-    let listener = std::net::TcpListener::from(socket);
-    tracing::info!(addr = %listener.local_addr()?, "Listening");
-    Ok(listener)
+    Ok(std::net::TcpListener::from(socket))
 }
 
 /// Accepts until `stop` fires or closes, spreading connections over `io_threads`.

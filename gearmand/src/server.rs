@@ -65,6 +65,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         system::daemonize()?;
     }
     let logger = logging::init(&config)?;
+    // The ports were bound before the logger existed (so bind errors reach the terminal).
+    for (kind, listener) in listeners
+        .iter()
+        .map(|l| ("Gear", l))
+        .chain(http_listeners.iter().map(|l| ("HTTP", l)))
+    {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, protocol = kind, "Listening");
+        }
+    }
     // After the fork: a database connection must not cross it.
     let (store, replay) = open_queue(&config)?;
     let pid_file = PidFile::create(&config)?;
