@@ -22,7 +22,8 @@ pub const VERBOSE_LEVELS: [&str; 8] = [
     about = "Gearman job server (a drop-in replacement for the C gearmand)",
     after_help = "Options may also come from --config-file (default /etc/gearmand.conf): \
                   whitespace-separated tokens in the same syntax; `@FILE` is short for \
-                  `--config-file FILE`. The command line wins over the file."
+                  `--config-file FILE`. The command line wins over the file.",
+    after_long_help = AFTER_LONG_HELP
 )]
 pub struct Cli {
     /// Number of backlog connections for listen.
@@ -47,7 +48,7 @@ pub struct Cli {
     pub file_descriptors: Option<u64>,
 
     /// Print this help menu.
-    #[arg(short = 'h', long, action = clap::ArgAction::Help)]
+    #[arg(short = 'h', long, action = clap::ArgAction::HelpLong)]
     pub help: Option<bool>,
 
     /// Number of attempts to run the job before the job server removes it; 0 = no limit.
@@ -368,6 +369,26 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", help_heading = "Gear")]
     pub ssl_key: Option<PathBuf>,
 }
+
+/// `--help` and the man page: the configuration file and the `--acl` file format.
+const AFTER_LONG_HELP: &str = "\
+Options may also come from --config-file (default /etc/gearmand.conf): whitespace-separated \
+tokens in the same syntax; `@FILE` is short for `--config-file FILE`. The command line wins \
+over the file.
+
+ACL file (--acl FILE): sections name who they apply to, grants follow; a connection gets the \
+union of every matching section, and whatever none grants is denied (ERROR / ERR \
+PERMISSION_DENIED, logged). SIGHUP reloads the file; a broken file keeps the old rules.
+
+  [cert:NAME]          a TLS client certificate whose CN (or first DNS/e-mail SAN) is NAME
+  [addr:IP[/BITS]]     a peer address or range
+  [any]                every connection
+  can_do = PATTERNS    functions it may register (CAN_DO, CAN_DO_TIMEOUT)
+  submit = PATTERNS    functions it may submit jobs to
+  admin = RIGHTS       read, cancel, drop, maxqueue, create, shutdown, or all
+
+PATTERNS are comma-separated names where `*` matches any run of characters; `#` starts a \
+comment.";
 
 /// The C server's default log file.
 pub const DEFAULT_LOG_FILE: &str = "/var/log/gearmand.log";
