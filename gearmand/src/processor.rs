@@ -177,7 +177,7 @@ impl Processor {
                 }
             }
             Event::Disconnected { conn } => {
-                self.state.disconnect(conn, now);
+                self.state.disconnect(conn);
                 self.closed.push(conn);
             }
             Event::GracefulShutdown => self.begin_graceful_shutdown(),

@@ -193,7 +193,7 @@ impl State {
 
     /// A connection is gone: its running jobs go back to their queues, and foreground
     /// jobs it alone waited for are abandoned.
-    pub fn disconnect(&mut self, conn: ConnId, now: u64) {
+    pub fn disconnect(&mut self, conn: ConnId) {
         let Some(peer) = self.peers.remove(&conn) else {
             return;
         };
@@ -205,7 +205,7 @@ impl State {
         }
         // Most recently grabbed first, as the C server requeues them.
         for &id in peer.running.iter().rev() {
-            self.requeue(id, now);
+            self.requeue(id);
         }
         for &id in &peer.attached {
             self.detach_client(conn, id);
@@ -236,8 +236,8 @@ impl State {
                 conn,
                 Response::error(ErrorCode::InvalidArgument, "Timeout value out of range"),
             ),
-            Request::CantDo { function } => self.remove_abilities(conn, Some(&function), now),
-            Request::ResetAbilities => self.remove_abilities(conn, None, now),
+            Request::CantDo { function } => self.remove_abilities(conn, Some(&function)),
+            Request::ResetAbilities => self.remove_abilities(conn, None),
             Request::PreSleep => self.pre_sleep(conn),
             Request::Submit(job) => self.submit(conn, job, now),
             Request::Grab(kind) => self.grab(conn, kind, now),
@@ -343,7 +343,7 @@ impl State {
                     "job {} timed out on its worker, requeued",
                     String::from_utf8_lossy(&job.handle)
                 ));
-                self.requeue(id, now);
+                self.requeue(id);
             }
         }
     }

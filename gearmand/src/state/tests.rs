@@ -153,7 +153,7 @@ fn worker_disconnect_requeues_and_retry_limit_fails() {
             T0,
         );
         s.handle(ConnId(worker), Request::Grab(GrabKind::Plain), T0);
-        s.disconnect(ConnId(worker), T0);
+        s.disconnect(ConnId(worker));
     }
     let out = packets(&mut s);
     assert_eq!(
@@ -287,7 +287,7 @@ fn abandoned_job_is_reaped_and_frees_its_unique() {
     let mut s = with_peers(state(), 3);
     submit(&mut s, 1, SubmitJob::new("f", "u", "x"));
     packets(&mut s);
-    s.disconnect(ConnId(1), T0);
+    s.disconnect(ConnId(1));
     submit(&mut s, 2, SubmitJob::new("f", "u", "x"));
     assert_eq!(packets(&mut s), vec![(2, created("H:t:2"))]);
     s.handle(

@@ -30,7 +30,7 @@ impl State {
 
     /// CANT_DO (`only = Some`) or RESET_ABILITIES (`None`): drop registrations and
     /// requeue the connection's running jobs of those functions.
-    pub(super) fn remove_abilities(&mut self, conn: ConnId, only: Option<&Bytes>, now: u64) {
+    pub(super) fn remove_abilities(&mut self, conn: ConnId, only: Option<&Bytes>) {
         let Some(peer) = self.peers.get_mut(&conn) else {
             return;
         };
@@ -57,7 +57,7 @@ impl State {
             }
         }
         for id in lost.into_iter().rev() {
-            self.requeue(id, now);
+            self.requeue(id);
         }
     }
 
@@ -223,8 +223,7 @@ impl State {
     /// Puts a job whose worker lost it back at the tail of its queue, or fails it when
     /// `-j` attempts are used up. The caller has already removed it from the worker's
     /// running list.
-    pub(super) fn requeue(&mut self, id: JobId, now: u64) {
-        let _ = now;
+    pub(super) fn requeue(&mut self, id: JobId) {
         let Some(job) = self.jobs.get_mut(&id) else {
             return;
         };
