@@ -6,20 +6,16 @@
 //! knows: it registers, submits, and receives JOB_CREATED and WORK_* packets through an
 //! outbox like any TCP client, so the job model has one path for both.
 
-use std::io;
-use std::pin::Pin;
+mod h1;
+
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_std::channel::{self, Receiver, Sender};
-use async_std::io::ReadExt;
 use async_std::net::{TcpListener, TcpStream};
 use bytes::{Bytes, BytesMut};
-use futures::io::{AsyncRead, AsyncWrite};
 use futures::FutureExt;
-use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
 use gearman_shared::admin::StatsReport;
 use gearman_shared::protocol::{JobMode, Priority, Request, Response, SubmitJob};
@@ -32,6 +28,8 @@ use crate::stats;
 
 /// HTTP pseudo-connections number from here, apart from TCP connection numbers.
 const HTTP_CONN_BASE: u64 = 1 << 62;
+/// How long a request head may take, and how long a kept-alive connection may idle.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a request body may take to arrive.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an HTTPS client may take to complete the handshake.
@@ -65,52 +63,7 @@ impl HttpContext {
 #[derive(Clone)]
 struct ClientSocket(TcpStream, Option<String>);
 
-/// A TLS stream that async-h1 can clone for its reader and writer: each poll locks it
-/// for that call only (polls never wait while holding the lock).
-#[derive(Clone)]
-struct SharedTls(Arc<Mutex<TlsStream<TcpStream>>>);
-
-impl SharedTls {
-    fn with<T>(
-        &self,
-        f: impl FnOnce(Pin<&mut TlsStream<TcpStream>>) -> Poll<io::Result<T>>,
-    ) -> Poll<io::Result<T>> {
-        match self.0.lock() {
-            Ok(mut stream) => f(Pin::new(&mut *stream)),
-            Err(_) => Poll::Ready(Err(io::Error::other("TLS stream lock poisoned"))),
-        }
-    }
-}
-
-impl AsyncRead for SharedTls {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        self.with(|s| s.poll_read(cx, buf))
-    }
-}
-
-impl AsyncWrite for SharedTls {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        self.with(|s| s.poll_write(cx, buf))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.with(|s| s.poll_flush(cx))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.with(|s| s.poll_close(cx))
-    }
-}
-
-fn server_header() -> String {
+pub(crate) fn server_header() -> String {
     format!("Gearman/{}", crate::config::PROTOCOL_VERSION)
 }
 
@@ -122,6 +75,7 @@ pub async fn run(
     stop: Receiver<()>,
 ) {
     let listener = TcpListener::from(listener);
+    let max_body = context.max_body;
     let mut app = tide::with_state(context);
     app.at("/metrics").get(metrics).head(metrics);
     app.at("/status").get(status).head(status);
@@ -142,7 +96,16 @@ pub async fn run(
         };
         let app = app.clone();
         let tls = tls.clone();
+        let limits = h1::Limits {
+            max_body,
+            head_timeout: HEAD_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
+        };
         async_std::task::spawn(async move {
+            let addresses = h1::Addresses {
+                peer: stream.peer_addr().ok(),
+                local: stream.local_addr().ok(),
+            };
             let socket = stream.clone();
             let respond = |identity: Option<String>| {
                 move |mut request: tide::http::Request| {
@@ -150,33 +113,28 @@ pub async fn run(
                         .ext_mut()
                         .insert(ClientSocket(socket.clone(), identity.clone()));
                     let app = app.clone();
-                    async move { app.respond(request).await }
+                    async move {
+                        match app.respond::<_, tide::http::Response>(request).await {
+                            Ok(response) => response,
+                            Err(e) => reply(e.status(), None, "", Vec::new()).into(),
+                        }
+                    }
                 }
             };
-            let served = match tls {
-                None => async_h1::accept(stream, respond(None)).await,
+            match tls {
+                None => h1::serve(stream, addresses, limits, respond(None)).await,
                 Some(acceptor) => {
                     let handshake =
                         async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
                     match handshake.await {
                         Ok(Ok(tls)) => {
                             let identity = crate::tls::peer_identity(tls.get_ref().1);
-                            let shared = SharedTls(Arc::new(Mutex::new(tls)));
-                            async_h1::accept(shared, respond(identity)).await
+                            h1::serve(tls, addresses, limits, respond(identity)).await
                         }
-                        Ok(Err(e)) => {
-                            tracing::warn!(error = %e, "HTTPS handshake failed, closing");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::warn!("HTTPS handshake timed out, closing");
-                            return;
-                        }
+                        Ok(Err(e)) => tracing::warn!(error = %e, "HTTPS handshake failed, closing"),
+                        Err(_) => tracing::warn!("HTTPS handshake timed out, closing"),
                     }
                 }
-            };
-            if let Err(e) = served {
-                tracing::debug!(error = %e, "HTTP connection ended with an error");
             }
         });
     }
@@ -236,25 +194,11 @@ fn reply(
     response
 }
 
-/// Reads the body, refusing more than `max` bytes or a body that takes too long.
-async fn read_body(
-    req: &mut tide::Request<HttpContext>,
-    max: usize,
-) -> Result<Vec<u8>, tide::Response> {
-    if req.len().is_some_and(|len| len > max) {
-        return Err(reply(StatusCode::PayloadTooLarge, None, "", Vec::new()));
-    }
-    let mut body = Vec::new();
-    let mut reader = req.take_body().into_reader().take(max as u64 + 1);
-    let read = reader.read_to_end(&mut body);
-    match async_std::future::timeout(BODY_TIMEOUT, read).await {
-        Ok(Ok(_)) if body.len() > max => {
-            Err(reply(StatusCode::PayloadTooLarge, None, "", Vec::new()))
-        }
-        Ok(Ok(_)) => Ok(body),
-        Ok(Err(_)) => Err(reply(StatusCode::BadRequest, None, "", Vec::new())),
-        Err(_) => Err(reply(StatusCode::RequestTimeout, None, "", Vec::new())),
-    }
+/// The body, which the framing layer has read in whole and within `--http-max-body`.
+async fn read_body(req: &mut tide::Request<HttpContext>) -> Result<Vec<u8>, tide::Response> {
+    req.body_bytes()
+        .await
+        .map_err(|_| reply(StatusCode::BadRequest, None, "", Vec::new()))
 }
 
 /// Percent-decodes the path into a function name.
@@ -319,10 +263,9 @@ async fn client_gone(socket: Option<ClientSocket>) {
 
 async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
     let method = req.method();
-    let max_body = req.state().max_body;
     let data = match method {
         Method::Get | Method::Head => Vec::new(),
-        Method::Post | Method::Put => match read_body(&mut req, max_body).await {
+        Method::Post | Method::Put => match read_body(&mut req).await {
             Ok(body) => body,
             Err(response) => return Ok(response),
         },
