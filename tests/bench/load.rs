@@ -1,7 +1,8 @@
 //! The load generator: blocking Gearman clients and workers on std threads, and the
-//! four scenarios built from them. Every read is bounded by the I/O timeout, every loop
+//! loads the scenarios are built from. Every read is bounded by the I/O timeout, every loop
 //! by a job count or the scenario deadline, and any failing thread aborts the others.
 
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -12,6 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
 use gearman_shared::connection::{Connection, ConnectionError};
 use gearman_shared::protocol::{GrabKind, JobMode, Request, Response, SubmitJob};
+
+use crate::memory::MemProfile;
 
 /// How long a blocking socket read waits before the caller re-checks abort and deadline.
 const POLL: Duration = Duration::from_millis(200);
@@ -77,7 +80,7 @@ impl Ctx {
     }
 
     /// Opens a connection whose reads and writes are bounded.
-    fn connect(&self) -> Result<Connection> {
+    pub fn connect(&self) -> Result<Connection> {
         let conn = Connection::connect(self.addr, Some(self.io_timeout))
             .with_context(|| format!("connecting to {}", self.addr))?;
         conn.set_read_timeout(Some(POLL))?;
@@ -112,7 +115,7 @@ impl Ctx {
     }
 
     /// Reads the next response; failing after `io_timeout` without one.
-    fn recv(&self, conn: &mut Connection, what: &str) -> Result<Response> {
+    pub fn recv(&self, conn: &mut Connection, what: &str) -> Result<Response> {
         match self.poll(conn, None) {
             Ok(Polled::Got(response)) => Ok(response),
             Ok(Polled::Stop | Polled::Idle) => {
@@ -290,6 +293,8 @@ pub struct Measured {
     pub wall: Duration,
     /// Submit → WORK_COMPLETE per job, in microseconds (foreground scenarios only).
     pub latencies_us: Vec<u64>,
+    /// The server's memory over the run (`mem` only).
+    pub mem: Option<MemProfile>,
 }
 
 /// A worker: CAN_DO, then GRAB_JOB / JOB_ASSIGN → WORK_COMPLETE (+ the next GRAB_JOB
@@ -397,13 +402,80 @@ fn fg_client(
     }
 }
 
-/// Scenarios 1 and 4: `clients` foreground clients and `workers` workers, `total` jobs.
+/// A pipelining foreground client: keeps up to `window` SUBMIT_JOBs in flight on its
+/// connection. The server answers one connection's packets in order, so each JOB_CREATED
+/// belongs to the oldest submission still waiting for one; WORK_COMPLETEs come in any
+/// order and are matched by their handle. Latency runs from queueing the SUBMIT_JOB to
+/// its WORK_COMPLETE, so it includes the wait behind the connection's other jobs.
+fn pipe_client(
+    ctx: &Ctx,
+    spec: &JobSpec,
+    gate: &Gate,
+    next: &AtomicUsize,
+    total: usize,
+    window: usize,
+) -> Result<Vec<u64>> {
+    let mut conn = ctx.connect()?;
+    gate.wait(ctx)?;
+    let mut latencies = Vec::with_capacity(total / 8 + 1);
+    let mut awaiting_created: VecDeque<Instant> = VecDeque::with_capacity(window);
+    let mut running: HashMap<Bytes, Instant> = HashMap::with_capacity(window);
+    let mut exhausted = false;
+    loop {
+        ctx.check()?;
+        // Top the window up in one write, as a pipelining client library does.
+        let mut queued = false;
+        while !exhausted && awaiting_created.len() + running.len() < window {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            if index >= total {
+                exhausted = true;
+                break;
+            }
+            conn.queue(&spec.submit(JobMode::Foreground, index).into_packet());
+            awaiting_created.push_back(Instant::now());
+            queued = true;
+        }
+        if queued {
+            conn.flush()?;
+        }
+        if awaiting_created.is_empty() && running.is_empty() {
+            return Ok(latencies);
+        }
+        match ctx.recv(&mut conn, "JOB_CREATED or WORK_COMPLETE")? {
+            Response::JobCreated { handle } => {
+                let Some(started) = awaiting_created.pop_front() else {
+                    bail!("pipelining client got JOB_CREATED {handle:?} with no submission waiting for one");
+                };
+                if running.insert(handle.clone(), started).is_some() {
+                    bail!("pipelining client got JOB_CREATED {handle:?} twice");
+                }
+            }
+            Response::WorkComplete { handle, data } => {
+                let Some(started) = running.remove(&handle) else {
+                    bail!("pipelining client got WORK_COMPLETE for {handle:?}, which it has no JOB_CREATED for");
+                };
+                if data != spec.payload {
+                    bail!("WORK_COMPLETE for {handle:?} carried the wrong data");
+                }
+                latencies.push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+            }
+            other => {
+                bail!("pipelining client got {other:?} instead of JOB_CREATED or WORK_COMPLETE")
+            }
+        }
+    }
+}
+
+/// `clients` foreground clients and `workers` workers, `total` jobs. With `window` 1
+/// each client waits for a job's WORK_COMPLETE before submitting the next; with more it
+/// keeps `window` jobs in flight on its connection.
 pub fn foreground(
     ctx: &Ctx,
     spec: &JobSpec,
     clients: usize,
     workers: usize,
     total: usize,
+    window: usize,
 ) -> Result<Measured> {
     let gate = Gate::new(clients + workers + 1);
     let stop = AtomicBool::new(false);
@@ -413,7 +485,17 @@ pub fn foreground(
             .map(|_| s.spawn(|| guarded(ctx, || worker(ctx, spec, &gate, &stop, None))))
             .collect();
         let client_handles: Vec<_> = (0..clients)
-            .map(|_| s.spawn(|| guarded(ctx, || fg_client(ctx, spec, &gate, &next, total))))
+            .map(|_| {
+                s.spawn(|| {
+                    guarded(ctx, || {
+                        if window <= 1 {
+                            fg_client(ctx, spec, &gate, &next, total)
+                        } else {
+                            pipe_client(ctx, spec, &gate, &next, total, window)
+                        }
+                    })
+                })
+            })
             .collect();
         let mut errors = Vec::new();
         if let Err(e) = guarded(ctx, || gate.wait(ctx)) {
@@ -487,7 +569,7 @@ fn bg_client(
     }
 }
 
-/// Scenario 2: `clients` connections submit `total` background jobs, no workers.
+/// `clients` connections submit `total` background jobs, no workers.
 pub fn background(
     ctx: &Ctx,
     spec: &JobSpec,
@@ -525,7 +607,7 @@ pub fn background(
     })
 }
 
-/// Scenario 3: `workers` workers grab and complete `total` queued jobs.
+/// `workers` workers grab and complete `total` queued jobs.
 pub fn drain(ctx: &Ctx, spec: &JobSpec, workers: usize, total: usize) -> Result<Measured> {
     let gate = Gate::new(workers + 1);
     let stop = AtomicBool::new(total == 0);
@@ -564,37 +646,55 @@ pub fn drain(ctx: &Ctx, spec: &JobSpec, workers: usize, total: usize) -> Result<
     })
 }
 
-/// Asks the admin `status` command how many jobs of `function` are queued, if the
-/// server answers it.
-pub fn queued_jobs(ctx: &Ctx, function: &[u8]) -> Result<Option<u64>> {
+/// The lines of the reply to admin `command` (a list ended by `.`), terminators removed,
+/// at most `max_lines`.
+fn admin_lines(ctx: &Ctx, command: &str, max_lines: usize) -> Result<Vec<Vec<u8>>> {
     let mut conn = ctx.connect()?;
     conn.set_read_timeout(Some(ctx.io_timeout))?;
-    conn.send_raw(b"status\n")?;
-    let mut found = None;
-    for _ in 0..100_000 {
+    conn.send_raw(format!("{command}\n").as_bytes())?;
+    let mut lines = Vec::new();
+    while lines.len() < max_lines {
         let line = match conn.read_line() {
             Ok(line) => line,
             Err(ConnectionError::Io(e)) if is_timeout(&e) => bail!(
-                "no complete admin status reply within {} s",
+                "no complete admin {command} reply within {} s",
                 ctx.io_timeout.as_secs()
             ),
-            Err(e) => return Err(anyhow!(e).context("reading the admin status reply")),
+            Err(e) => return Err(anyhow!(e).context(format!("reading the admin {command} reply"))),
         };
         let line = line.strip_suffix(b"\n").unwrap_or(&line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line == b"." {
-            return Ok(found);
+            return Ok(lines);
         }
         if line.starts_with(b"ERR ") {
-            bail!("admin status answered {:?}", String::from_utf8_lossy(line));
+            bail!(
+                "admin {command} answered {:?}",
+                String::from_utf8_lossy(line)
+            );
         }
+        lines.push(line.to_vec());
+    }
+    bail!("admin {command} reply did not end within {max_lines} lines")
+}
+
+/// Asks the admin `status` command how many jobs of `function` are queued, if the
+/// server answers it.
+pub fn queued_jobs(ctx: &Ctx, function: &[u8]) -> Result<Option<u64>> {
+    let lines = admin_lines(ctx, "status", 100_000)?;
+    Ok(lines.iter().find_map(|line| {
         let mut fields = line.split(|&b| b == b'\t');
-        if fields.next() == Some(function) {
-            found = fields
+        (fields.next() == Some(function)).then(|| {
+            fields
                 .next()
                 .and_then(|n| std::str::from_utf8(n).ok())
-                .and_then(|n| n.parse().ok());
-        }
-    }
-    bail!("admin status reply did not end within 100000 lines")
+                .and_then(|n| n.parse().ok())
+        })?
+    }))
+}
+
+/// How many connections the server has, this one included: the admin `workers` command
+/// lists every connection, worker or not, one per line, in both servers.
+pub fn connection_count(ctx: &Ctx) -> Result<u64> {
+    Ok(admin_lines(ctx, "workers", 10_000_000)?.len() as u64)
 }

@@ -1,29 +1,41 @@
 //! Benchmark: our `gearmand` against the C gearmand 1.1.20, same load, one run.
 //!
 //! Starts both servers on free 127.0.0.1 ports (`-L 127.0.0.1 -p PORT -t 4 -l none -P
-//! <tmp>/NAME.pid`), drives them one at a time with the same load, alternating which
-//! goes first from round to round, and prints a table of medians with ratios ours/C.
-//! The servers are stopped at the end, also when the bench fails.
+//! <tmp>/NAME.pid`, plus `-f N` when `idle` runs), drives them one at a time with the
+//! same load, alternating which goes first from round to round, and prints a table of
+//! medians with ratios ours/C. The servers are stopped at the end, also when the bench
+//! fails.
 //!
 //! # Usage
 //!
 //! ```text
 //! cargo build --release -p gearmand
-//! cargo run --release --example bench                      # full run, 3 rounds
+//! cargo run --release --example bench                      # full run, every scenario, 3 rounds
 //! cargo run --release --example bench -- --quick           # smoke run, 2,000 jobs, 1 round
 //! cargo run --release --example bench -- --scenario seq    # one scenario (repeatable)
+//! cargo run --release --example bench -- --threads 0       # both servers single-threaded
 //! cargo run --release --example bench -- --ours /usr/sbin/gearmand   # C vs C: ratios ~1.0
 //! ```
 //!
-//! Scenarios (`--scenario NAME`):
+//! Scenarios (`--scenario NAME`), in the order they run:
 //! - `fg` (foreground): 16 clients each SUBMIT_JOB → JOB_CREATED → WORK_COMPLETE in a
 //!   loop, 4 workers (CAN_DO, GRAB_JOB, PRE_SLEEP/NOOP, WORK_COMPLETE echoing the data);
-//!   `--jobs` jobs (20,000). Jobs/s and p50/p99 submit → WORK_COMPLETE latency.
+//!   `--jobs` jobs (20,000) of `--fg-payload` (16) bytes. Jobs/s and p50/p99 submit →
+//!   WORK_COMPLETE latency.
+//! - `fg4k`: `fg` with 4 KiB payloads.
+//! - `fgpipe`: `fg` with `--pipe-window` (8) SUBMIT_JOBs in flight per client connection
+//!   (JOB_CREATED matched to submissions by order, WORK_COMPLETE by handle).
 //! - `bg` (background): 8 clients submit `--bg-jobs` (100,000) SUBMIT_JOB_BG with a
-//!   100-byte payload, `--bg-window` (16) requests in flight per connection; no workers.
+//!   `--payload` (100) byte payload, `--bg-window` (16) requests in flight per
+//!   connection; no workers.
 //! - `drain`: 4 workers grab and complete the jobs `bg` queued (queued untimed first when
 //!   `bg` is not selected); timed until the server acknowledged the last WORK_COMPLETE.
 //! - `seq` (latency): 1 client × 1 worker, `--seq-jobs` (5,000) sequential round trips.
+//! - `idle`: the `fg` load without and with `--idle-conns` (10,000) idle connections open
+//!   (each answered one ECHO_REQ, then silent); throughput with / without per server.
+//! - `mem`: on a fresh server process, `--mem-jobs` (1,000,000) background jobs submitted
+//!   as in `bg`, then drained as in `drain`; the server's VmRSS at start, with the jobs
+//!   queued, after the drain and 2 s later. Bytes per queued job = (queued - start) / jobs.
 //!
 //! `--queue sqlite|postgres|mysql|redis|memcached` runs both servers on that store (a fresh
 //! database file, or their own table or key prefix), so `bg` and `drain` measure stored
@@ -37,7 +49,9 @@
 //! non-zero with the reason.
 
 mod cpu;
+mod idle;
 mod load;
+mod memory;
 mod report;
 mod server;
 
@@ -50,9 +64,13 @@ use bytes::Bytes;
 use clap::Parser;
 
 use cpu::Clock;
+use idle::IdleProfile;
 use load::{Ctx, JobSpec, Measured, UniqueMode};
 use report::{Sample, Side};
-use server::{Queue, Server, WorkDir};
+use server::{Options, Queue, Server, WorkDir};
+
+/// Payload bytes per job in `fg4k`.
+const FG4K_PAYLOAD: usize = 4096;
 
 /// The scenarios, in the order they run and are reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -60,6 +78,12 @@ pub enum Scenario {
     /// Foreground round trips: many clients and workers.
     #[value(alias = "foreground")]
     Fg,
+    /// Foreground round trips with 4 KiB payloads.
+    #[value(name = "fg4k")]
+    Fg4k,
+    /// Foreground jobs, several in flight per client connection.
+    #[value(name = "fgpipe", alias = "pipelined")]
+    FgPipe,
     /// Background submission without workers.
     #[value(alias = "background")]
     Bg,
@@ -68,6 +92,11 @@ pub enum Scenario {
     /// One client, one worker, sequential round trips.
     #[value(alias = "latency")]
     Seq,
+    /// The foreground load beside many idle connections.
+    Idle,
+    /// Server memory with a large queue and after draining it.
+    #[value(alias = "memory")]
+    Mem,
 }
 
 impl Scenario {
@@ -75,9 +104,13 @@ impl Scenario {
     pub fn label(self) -> &'static str {
         match self {
             Scenario::Fg => "fg",
+            Scenario::Fg4k => "fg4k",
+            Scenario::FgPipe => "fgpipe",
             Scenario::Bg => "bg",
             Scenario::Drain => "drain",
             Scenario::Seq => "seq",
+            Scenario::Idle => "idle",
+            Scenario::Mem => "mem",
         }
     }
 }
@@ -91,13 +124,15 @@ struct Args {
     /// The C server binary.
     #[arg(long, value_name = "PATH", default_value = "/usr/sbin/gearmand")]
     theirs: PathBuf,
-    /// Small smoke run: 2,000 jobs per scenario, 200 sequential, 1 round.
+    /// Small smoke run: 2,000 jobs per scenario, 200 sequential, 20,000 in `mem`, 1,000
+    /// idle connections, 1 round.
     #[arg(long)]
     quick: bool,
     /// Run only this scenario (repeat the option for several).
     #[arg(long, value_enum, value_name = "NAME")]
     scenario: Vec<Scenario>,
-    /// Foreground jobs in `fg` [default: 20000, --quick 2000].
+    /// Foreground jobs in `fg`, `fg4k`, `fgpipe` and each half of `idle` [default: 20000,
+    /// --quick 2000].
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
     /// Background jobs submitted in `bg` and drained in `drain` [default: 100000, --quick 2000].
@@ -106,6 +141,12 @@ struct Args {
     /// Sequential round trips in `seq` [default: 5000, --quick 200].
     #[arg(long, value_name = "N")]
     seq_jobs: Option<usize>,
+    /// Background jobs queued and drained in `mem` [default: 1000000, --quick 20000].
+    #[arg(long, value_name = "N")]
+    mem_jobs: Option<usize>,
+    /// Idle connections held open in `idle` [default: 10000, --quick 1000].
+    #[arg(long, value_name = "N")]
+    idle_conns: Option<usize>,
     /// Rounds per scenario and server; the table shows medians [default: 3, --quick 1].
     #[arg(long, value_name = "N")]
     rounds: Option<usize>,
@@ -115,16 +156,23 @@ struct Args {
     /// Workers in `fg`.
     #[arg(long, default_value_t = 4)]
     fg_workers: usize,
-    /// Submitting connections in `bg`.
+    /// SUBMIT_JOBs in flight per client connection in `fgpipe`.
+    #[arg(long, default_value_t = 8)]
+    pipe_window: usize,
+    /// Submitting connections in `bg` and `mem`.
     #[arg(long, default_value_t = 8)]
     bg_clients: usize,
-    /// SUBMIT_JOB_BG requests in flight per connection in `bg` (1 = strict request/reply).
+    /// SUBMIT_JOB_BG requests in flight per connection in `bg` and `mem` (1 = strict
+    /// request/reply).
     #[arg(long, default_value_t = 16)]
     bg_window: usize,
-    /// Workers in `drain`.
+    /// Workers in `drain` and `mem`.
     #[arg(long, default_value_t = 4)]
     drain_workers: usize,
-    /// Payload bytes per job.
+    /// Payload bytes per job in `fg`, `fgpipe` and `idle`.
+    #[arg(long, default_value_t = 16)]
+    fg_payload: usize,
+    /// Payload bytes per job in `bg`, `drain`, `seq` and `mem`.
     #[arg(long, default_value_t = 100)]
     payload: usize,
     /// Unique key per job.
@@ -134,8 +182,8 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     threads: u32,
     /// Persistent queue for both servers, to measure stored background submission and
-    /// drain (then --bg-jobs defaults to 5,000, --quick 500: the C modules manage only a
-    /// few hundred jobs/s). The database stores read their settings from the variables
+    /// drain (then --bg-jobs and --mem-jobs default to 5,000, --quick 500: the C modules
+    /// manage only a few hundred jobs/s). The database stores read their settings from the variables
     /// `tests/db_servers.sh start` prints.
     #[arg(long, value_enum, default_value_t = Queue::Builtin)]
     queue: Queue,
@@ -152,8 +200,12 @@ struct Config {
     fg_jobs: usize,
     bg_jobs: usize,
     seq_jobs: usize,
+    mem_jobs: usize,
+    idle_conns: usize,
     rounds: usize,
     args: Args,
+    /// Where the servers keep their files; removed after they stopped.
+    dir: WorkDir,
 }
 
 impl Config {
@@ -165,6 +217,14 @@ impl Config {
         Duration::from_secs(self.args.timeout.max(1))
     }
 
+    fn payload(&self, scenario: Scenario) -> usize {
+        match scenario {
+            Scenario::Fg | Scenario::FgPipe | Scenario::Idle => self.args.fg_payload,
+            Scenario::Fg4k => FG4K_PAYLOAD,
+            Scenario::Bg | Scenario::Drain | Scenario::Seq | Scenario::Mem => self.args.payload,
+        }
+    }
+
     fn spec(&self, scenario: Scenario, round: usize) -> JobSpec {
         JobSpec {
             function: Bytes::from(format!(
@@ -172,7 +232,7 @@ impl Config {
                 scenario.label(),
                 std::process::id()
             )),
-            payload: Bytes::from(vec![b'x'; self.args.payload]),
+            payload: Bytes::from(vec![b'x'; self.payload(scenario)]),
             unique: self.args.unique,
         }
     }
@@ -209,23 +269,27 @@ fn describe(e: &anyhow::Error) -> String {
 
 fn run() -> Result<()> {
     let args = Args::parse();
-    let (fg, mut bg, seq, rounds) = if args.quick {
-        (2_000, 2_000, 200, 1)
+    let (fg, mut bg, seq, mut mem, idle, rounds) = if args.quick {
+        (2_000, 2_000, 200, 20_000, 1_000, 1)
     } else {
-        (20_000, 100_000, 5_000, 3)
+        (20_000, 100_000, 5_000, 1_000_000, 10_000, 3)
     };
     if args.queue != Queue::Builtin {
         bg = if args.quick { 500 } else { 5_000 };
+        mem = bg;
     }
     let config = Config {
         fg_jobs: args.jobs.unwrap_or(fg),
         bg_jobs: args.bg_jobs.unwrap_or(bg),
         seq_jobs: args.seq_jobs.unwrap_or(seq),
+        mem_jobs: args.mem_jobs.unwrap_or(mem),
+        idle_conns: args.idle_conns.unwrap_or(idle),
         rounds: args.rounds.unwrap_or(rounds).max(1),
         args,
+        dir: WorkDir::create()?,
     };
     let mut selected = if config.args.scenario.is_empty() {
-        vec![Scenario::Fg, Scenario::Bg, Scenario::Drain, Scenario::Seq]
+        <Scenario as clap::ValueEnum>::value_variants().to_vec()
     } else {
         config.args.scenario.clone()
     };
@@ -235,11 +299,22 @@ fn run() -> Result<()> {
     let clock = Clock::detect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ours_path = config.args.ours.clone().unwrap_or_else(default_ours);
-    let dir = WorkDir::create()?;
-    let startup = Duration::from_secs(10);
-    let (threads, queue) = (config.args.threads, config.args.queue);
-    let mut ours = Server::start("ours", &ours_path, threads, queue, &dir, startup)?;
-    let mut theirs = Server::start("C", &config.args.theirs, threads, queue, &dir, startup)?;
+    // Both servers and this process hold every idle connection: raise the limit first.
+    let fds = if selected.contains(&Scenario::Idle) {
+        let needed = idle::fds_needed(config.idle_conns);
+        idle::raise_fd_limit(needed)?;
+        Some(needed)
+    } else {
+        None
+    };
+    let options = Options {
+        threads: config.args.threads,
+        queue: config.args.queue,
+        fds,
+        startup: Duration::from_secs(10),
+    };
+    let mut ours = Server::start("ours", &ours_path, options, &config.dir)?;
+    let mut theirs = Server::start("C", &config.args.theirs, options, &config.dir)?;
     println!(
         "ours: {} (pid {}, {})\nC:    {} (pid {}, {})",
         ours.binary.display(),
@@ -258,16 +333,20 @@ fn run() -> Result<()> {
         clock.ticks_per_sec, config.args.threads, config.rounds
     );
     println!(
-        "fg: {} jobs, {} clients, {} workers | bg: {} jobs, {} clients, window {} | drain: {} workers | seq: {} jobs | payload {} B, {:?} unique",
+        "fg: {} jobs, {} clients, {} workers, {} B (fg4k: {FG4K_PAYLOAD} B; fgpipe: window {}) | bg: {} jobs, {} clients, window {} | drain: {} workers | seq: {} jobs | bg, drain, seq, mem: {} B | idle: {} connections | mem: {} jobs | {:?} unique",
         config.fg_jobs,
         config.args.fg_clients,
         config.args.fg_workers,
+        config.args.fg_payload,
+        config.args.pipe_window,
         config.bg_jobs,
         config.args.bg_clients,
         config.args.bg_window,
         config.args.drain_workers,
         config.seq_jobs,
         config.args.payload,
+        config.idle_conns,
+        config.mem_jobs,
         config.args.unique
     );
 
@@ -285,6 +364,7 @@ fn run() -> Result<()> {
                 config.args.fg_clients,
                 config.args.fg_workers,
                 jobs,
+                1,
             )
         })?;
     }
@@ -318,6 +398,7 @@ fn run() -> Result<()> {
     }
     println!();
     print!("{}", report::render(&samples, &selected, cores));
+    // Stop the servers before `config` removes their directory.
     drop(theirs);
     drop(ours);
     Ok(())
@@ -335,12 +416,26 @@ fn run_unit(
     let mut samples = Vec::new();
     let a = &config.args;
     match unit {
-        [Scenario::Fg] => {
-            let spec = config.spec(Scenario::Fg, round);
-            samples.push(measure(config, clock, server, side, Scenario::Fg, |ctx| {
-                load::foreground(ctx, &spec, a.fg_clients, a.fg_workers, config.fg_jobs)
+        &[scenario @ (Scenario::Fg | Scenario::Fg4k | Scenario::FgPipe)] => {
+            let spec = config.spec(scenario, round);
+            let window = if scenario == Scenario::FgPipe {
+                a.pipe_window.max(1)
+            } else {
+                1
+            };
+            samples.push(measure(config, clock, server, side, scenario, |ctx| {
+                load::foreground(
+                    ctx,
+                    &spec,
+                    a.fg_clients,
+                    a.fg_workers,
+                    config.fg_jobs,
+                    window,
+                )
             })?);
         }
+        [Scenario::Idle] => samples.push(run_idle(config, clock, server, side, round)?),
+        [Scenario::Mem] => samples.push(run_mem(config, clock, server, side, round)?),
         [Scenario::Seq] => {
             let spec = config.spec(Scenario::Seq, round);
             samples.push(measure(
@@ -349,7 +444,7 @@ fn run_unit(
                 server,
                 side,
                 Scenario::Seq,
-                |ctx| load::foreground(ctx, &spec, 1, 1, config.seq_jobs),
+                |ctx| load::foreground(ctx, &spec, 1, 1, config.seq_jobs, 1),
             )?);
         }
         _ => {
@@ -382,8 +477,154 @@ fn run_unit(
     Ok(samples)
 }
 
-/// Runs a scenario on `server`, reading CPU counters before and after.
+/// `idle`: the `fg` load without and with `--idle-conns` idle connections open, in
+/// alternating order from round to round so that neither half profits from the other's
+/// warm-up. The sample is the run with the connections; the one without gives its
+/// throughput to compare.
+fn run_idle(
+    config: &Config,
+    clock: &Clock,
+    server: &mut Server,
+    side: Side,
+    round: usize,
+) -> Result<Sample> {
+    let a = &config.args;
+    let spec = config.spec(Scenario::Idle, round);
+    let fg =
+        |ctx: &Ctx| load::foreground(ctx, &spec, a.fg_clients, a.fg_workers, config.fg_jobs, 1);
+    let baseline = |server: &mut Server| -> Result<Sample> {
+        let sample = measure_quiet(config, clock, server, side, Scenario::Idle, fg)?;
+        progress(&sample, server.name, "without idle connections");
+        Ok(sample)
+    };
+    // Odd rounds open the connections first, even rounds run without them first.
+    let (without, mut with) = if round % 2 == 1 {
+        let with = with_idle_conns(config, clock, server, side, &fg)?;
+        (baseline(server)?, with)
+    } else {
+        let without = baseline(server)?;
+        (without, with_idle_conns(config, clock, server, side, &fg)?)
+    };
+    if let Some(idle) = with.idle.as_mut() {
+        idle.baseline_jobs_per_s = without.jobs_per_s();
+    }
+    Ok(with)
+}
+
+/// The half of `idle` with the connections open: opens them (checking that the server
+/// lists them), runs `fg`, closes them and waits until the server has let them go.
+fn with_idle_conns(
+    config: &Config,
+    clock: &Clock,
+    server: &mut Server,
+    side: Side,
+    fg: &dyn Fn(&Ctx) -> Result<Measured>,
+) -> Result<Sample> {
+    let n = config.idle_conns;
+    let ctx = Ctx::new(server.addr, config.io_timeout(), config.time_limit());
+    let what = format!("opening {n} idle connections to the {} server", server.name);
+    let opened = (|| {
+        let before = load::connection_count(&ctx)?;
+        let rss_before = memory::rss_bytes(server.pid())?;
+        let conns = idle::open(&ctx, n)?;
+        let listed = load::connection_count(&ctx)?;
+        let rss_with = memory::rss_bytes(server.pid())?;
+        Ok::<_, anyhow::Error>((before, rss_before, conns, listed, rss_with))
+    })();
+    server.check_alive().with_context(|| what.clone())?;
+    let (before, rss_before, conns, listed, rss_with) = opened.with_context(|| what.clone())?;
+    if listed < n as u64 {
+        eprintln!(
+            "warning: the {} server lists {listed} connections with {n} idle ones open",
+            server.name
+        );
+    }
+    let mut sample = measure_quiet(config, clock, server, side, Scenario::Idle, fg)?;
+    progress(
+        &sample,
+        server.name,
+        &format!("with {n} idle connections, {listed} listed"),
+    );
+    drop(conns);
+    // Let the server finish with the closed connections before anything else runs.
+    match idle::wait_closed(&ctx, before) {
+        Ok(None) => {}
+        Ok(Some(left)) => eprintln!(
+            "warning: the {} server still lists {left} connections {} s after the idle ones closed (had {before} before)",
+            server.name,
+            config.io_timeout().as_secs()
+        ),
+        Err(e) => eprintln!(
+            "warning: counting the {} server's connections failed: {}",
+            server.name,
+            describe(&e)
+        ),
+    }
+    sample.idle = Some(IdleProfile {
+        conns: n as u64,
+        baseline_jobs_per_s: None,
+        rss_per_conn: (n > 0).then(|| (rss_with as f64 - rss_before as f64) / n as f64),
+    });
+    Ok(sample)
+}
+
+/// `mem` on a fresh process of `server`'s binary and options, so that its first RSS
+/// reading is a server that never held a job, and what it keeps after the drain is
+/// this run's doing alone. The process is stopped afterwards.
+fn run_mem(
+    config: &Config,
+    clock: &Clock,
+    server: &Server,
+    side: Side,
+    round: usize,
+) -> Result<Sample> {
+    let a = &config.args;
+    let mut fresh = server
+        .start_fresh(&config.dir)
+        .with_context(|| format!("starting a fresh {} server for mem", server.name))?;
+    let spec = config.spec(Scenario::Mem, round);
+    let pid = fresh.pid();
+    let mut sample = measure_quiet(config, clock, &mut fresh, side, Scenario::Mem, |ctx| {
+        memory::profile(
+            ctx,
+            pid,
+            &spec,
+            a.bg_clients,
+            a.bg_window,
+            a.drain_workers,
+            config.mem_jobs,
+        )
+    })?;
+    // Outside the CPU window: the server is idle meanwhile.
+    std::thread::sleep(memory::SETTLE);
+    fresh
+        .check_alive()
+        .context("the fresh server after the mem scenario")?;
+    let settled = memory::rss_bytes(pid)?;
+    if let Some(mem) = sample.mem.as_mut() {
+        mem.settled = Some(settled);
+    }
+    progress(&sample, server.name, "submitted and drained");
+    Ok(sample)
+}
+
+/// Runs a scenario on `server`, reading CPU counters before and after, and prints a
+/// progress line.
 fn measure(
+    config: &Config,
+    clock: &Clock,
+    server: &mut Server,
+    side: Side,
+    scenario: Scenario,
+    body: impl FnOnce(&Ctx) -> Result<Measured>,
+) -> Result<Sample> {
+    let sample = measure_quiet(config, clock, server, side, scenario, body)?;
+    progress(&sample, server.name, "");
+    Ok(sample)
+}
+
+/// Runs a scenario on `server`, reading CPU counters before and after.
+fn measure_quiet(
     config: &Config,
     clock: &Clock,
     server: &mut Server,
@@ -408,7 +649,7 @@ fn measure(
     let server_after = clock.cpu_seconds(Some(server.pid()))?;
     let gen_after = clock.cpu_seconds(None)?;
     measured.latencies_us.sort_unstable();
-    let sample = Sample {
+    Ok(Sample {
         scenario,
         side,
         jobs: measured.jobs,
@@ -417,26 +658,44 @@ fn measure(
         latencies_us: measured.latencies_us,
         server_cpu_s: (server_after - server_before).max(0.0),
         gen_cpu_s: (gen_after - gen_before).max(0.0),
-    };
-    let rate = if sample.wall_s > 0.0 {
-        sample.jobs as f64 / sample.wall_s
-    } else {
-        0.0
-    };
+        mem: measured.mem,
+        idle: None,
+    })
+}
+
+/// One progress line on stderr (plus the RSS readings for `mem`).
+fn progress(sample: &Sample, server: &str, tag: &str) {
     let p50 = report::percentile(&sample.latencies_us, 0.5)
         .map(|us| format!(", p50 {:.3} ms", us as f64 / 1000.0))
         .unwrap_or_default();
+    let tag = if tag.is_empty() {
+        String::new()
+    } else {
+        format!(" ({tag})")
+    };
     eprintln!(
-        "  {:<5} {:<4} {:>7} jobs in {:>7.3} s = {:>9.0} jobs/s{p50}; server CPU {:.2} s, generator CPU {:.2} s",
-        scenario.label(),
-        server.name,
+        "  {:<6} {:<4} {:>7} jobs in {:>7.3} s = {:>9.0} jobs/s{p50}; server CPU {:.2} s, generator CPU {:.2} s{tag}",
+        sample.scenario.label(),
+        server,
         sample.jobs,
         sample.wall_s,
-        rate,
+        sample.jobs_per_s().unwrap_or(0.0),
         sample.server_cpu_s,
         sample.gen_cpu_s
     );
-    Ok(sample)
+    if let Some(mem) = sample.mem {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        eprintln!(
+            "         RSS {:.1} MiB at start, {:.1} MiB queued ({:.0} B/job), {:.1} MiB drained, {} MiB {} s later",
+            mib(mem.start),
+            mib(mem.queued),
+            mem.bytes_per_job(sample.jobs).unwrap_or(f64::NAN),
+            mib(mem.drained),
+            mem.settled
+                .map_or("?".to_string(), |b| format!("{:.1}", mib(b))),
+            memory::SETTLE.as_secs()
+        );
+    }
 }
 
 /// Runs a preparation or clean-up step that is not reported.

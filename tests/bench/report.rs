@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use crate::idle::IdleProfile;
+use crate::memory::{MemProfile, SETTLE};
 use crate::Scenario;
 
 /// Runs shorter than this (seconds) are not judged for CPU saturation.
@@ -10,6 +12,16 @@ const MIN_JUDGED_WINDOW_S: f64 = 0.5;
 
 /// Max/min over rounds above which a metric is reported as noisy.
 const NOISY_SPREAD: f64 = 1.25;
+
+/// Throughput with idle connections over throughput without, below which `idle` gets a
+/// note (the target is "within 10%").
+const IDLE_TARGET: f64 = 0.9;
+
+/// The `idle` row with that ratio.
+const IDLE_RATIO: &str = "with / without idle conns";
+
+/// The `mem` row of the last RSS reading, [`SETTLE`] after the drain.
+const SETTLED_LABEL: &str = "RSS 2 s after drain / start";
 
 /// Which server a run measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +51,32 @@ pub struct Sample {
     pub server_cpu_s: f64,
     /// Load-generator CPU seconds in the CPU window.
     pub gen_cpu_s: f64,
+    /// The server's memory over the run (`mem` only).
+    pub mem: Option<MemProfile>,
+    /// The comparison run and connection cost (`idle` only).
+    pub idle: Option<IdleProfile>,
+}
+
+impl Sample {
+    /// Jobs per second of wall time.
+    pub fn jobs_per_s(&self) -> Option<f64> {
+        (self.wall_s > 0.0).then(|| self.jobs as f64 / self.wall_s)
+    }
+
+    /// Throughput with the idle connections open over throughput without (`idle` only).
+    fn idle_ratio(&self) -> Option<f64> {
+        let without = self.idle?.baseline_jobs_per_s?;
+        (without > 0.0).then_some(self.jobs_per_s()? / without)
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// RSS at `at` over RSS at start.
+fn rss_over_start(mem: MemProfile, at: u64) -> Option<f64> {
+    (mem.start > 0).then(|| at as f64 / mem.start as f64)
 }
 
 /// Which way a metric improves.
@@ -85,19 +123,56 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 type Metric = (&'static str, Better, usize, fn(&Sample) -> Option<f64>);
 
 fn metrics(scenario: Scenario) -> Vec<Metric> {
-    let per_sec: Metric = ("jobs/s", Better::Higher, 0, |s| {
-        (s.wall_s > 0.0).then(|| s.jobs as f64 / s.wall_s)
-    });
+    let per_sec: Metric = ("jobs/s", Better::Higher, 0, Sample::jobs_per_s);
     let p50: Metric = ("p50 latency ms", Better::Lower, 3, |s| {
         percentile(&s.latencies_us, 0.50).map(|us| us as f64 / 1000.0)
     });
     let p99: Metric = ("p99 latency ms", Better::Lower, 3, |s| {
         percentile(&s.latencies_us, 0.99).map(|us| us as f64 / 1000.0)
     });
-    let mut list = match scenario {
-        Scenario::Fg => vec![per_sec, p50, p99],
+    let mut list: Vec<Metric> = match scenario {
+        Scenario::Fg | Scenario::Fg4k | Scenario::FgPipe => vec![per_sec, p50, p99],
         Scenario::Bg | Scenario::Drain => vec![per_sec],
         Scenario::Seq => vec![p50, p99, per_sec],
+        Scenario::Idle => vec![
+            ("jobs/s without idle conns", Better::Higher, 0, |s| {
+                s.idle.and_then(|i| i.baseline_jobs_per_s)
+            }),
+            (
+                "jobs/s with idle conns",
+                Better::Higher,
+                0,
+                Sample::jobs_per_s,
+            ),
+            (IDLE_RATIO, Better::Higher, 2, Sample::idle_ratio),
+            p50,
+            p99,
+            ("server RSS B per idle conn", Better::Lower, 0, |s| {
+                s.idle.and_then(|i| i.rss_per_conn)
+            }),
+        ],
+        // The settle time is a constant, so the label can name it.
+        Scenario::Mem => vec![
+            ("RSS at start MiB", Better::Neither, 1, |s| {
+                s.mem.map(|m| mib(m.start))
+            }),
+            ("RSS with jobs queued MiB", Better::Lower, 1, |s| {
+                s.mem.map(|m| mib(m.queued))
+            }),
+            ("bytes per queued job", Better::Lower, 0, |s| {
+                s.mem.and_then(|m| m.bytes_per_job(s.jobs))
+            }),
+            ("RSS after drain MiB", Better::Lower, 1, |s| {
+                s.mem.map(|m| mib(m.drained))
+            }),
+            ("RSS after drain / start", Better::Lower, 2, |s| {
+                s.mem.and_then(|m| rss_over_start(m, m.drained))
+            }),
+            (SETTLED_LABEL, Better::Lower, 2, |s| {
+                s.mem
+                    .and_then(|m| m.settled.and_then(|at| rss_over_start(m, at)))
+            }),
+        ],
     };
     list.extend::<[Metric; 5]>([
         ("server CPU s", Better::Lower, 2, |s| Some(s.server_cpu_s)),
@@ -149,7 +224,11 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
                 _ => "n/a".to_string(),
             };
             // Flag spread in the headline metrics (CPU figures are tick-quantised).
-            if name == "jobs/s" || name.contains("latency") {
+            if name.starts_with("jobs/s")
+                || name.contains("latency")
+                || name == IDLE_RATIO
+                || name == "bytes per queued job"
+            {
                 for (side, runs) in [("ours", &ours), ("C", &theirs)] {
                     let values: Vec<f64> = runs.iter().filter_map(|s| f(s)).collect();
                     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -170,6 +249,19 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
                 format_value(b, decimals),
                 ratio,
             ]);
+        }
+        if scenario == Scenario::Idle {
+            for (side, runs) in [("ours", &ours), ("C", &theirs)] {
+                let ratio = stat(runs, Sample::idle_ratio);
+                let conns = runs.iter().find_map(|s| s.idle).map_or(0, |i| i.conns);
+                if let Some(ratio) = ratio.filter(|&r| r < IDLE_TARGET) {
+                    notes.push(format!(
+                        "idle: {side} kept {:.1}% of its throughput with {conns} idle connections open (target: at least {:.0}%)",
+                        ratio * 100.0,
+                        IDLE_TARGET * 100.0
+                    ));
+                }
+            }
         }
         for (side, runs) in [("ours", &ours), ("C", &theirs)] {
             // With 10 ms ticks a shorter window says little about saturation.
@@ -234,6 +326,12 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
         "\nbetter = which direction wins for that metric. For \"higher\" metrics a ratio ours/C > 1 means ours is better; for \"lower\" metrics (latency, CPU) a ratio < 1 means ours is better.\n",
     );
     out.push_str("Values are medians over the rounds. CPU = user + system seconds from /proc (all threads), measured around each run including connection setup.\n");
+    if order.contains(&Scenario::Idle) {
+        out.push_str(&format!("idle: the fg load in the same round without and with the idle connections open; \"{IDLE_RATIO}\" is its throughput ratio (target: at least {IDLE_TARGET:.2}); latency and CPU are of the run with them.\n"));
+    }
+    if order.contains(&Scenario::Mem) {
+        out.push_str(&format!("mem: RSS = VmRSS of a fresh server process; bytes per queued job = (RSS queued - RSS at start) / jobs; the last RSS reading is {} s after the drain. CPU covers submission and drain.\n", SETTLE.as_secs()));
+    }
     if !noisy.is_empty() {
         notes.push(format!(
             "noisy over the rounds (max/min > {NOISY_SPREAD}; more --rounds or a quieter machine would help): {}",
@@ -269,5 +367,10 @@ mod tests {
         assert_eq!(percentile(&v, 0.99), Some(99));
         assert_eq!(percentile(&[7], 0.99), Some(7));
         assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn settled_label_names_the_settle_time() {
+        assert!(SETTLED_LABEL.contains(&format!(" {} s ", SETTLE.as_secs())));
     }
 }

@@ -18,6 +18,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The binary it runs.
     pub binary: PathBuf,
+    /// How it was started, to start another one like it.
+    pub options: Options,
     child: Child,
     stderr_path: PathBuf,
 }
@@ -156,17 +158,29 @@ impl Queue {
     }
 }
 
+/// What both servers are started with.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// I/O threads (`-t`).
+    pub threads: u32,
+    /// The persistent queue.
+    pub queue: Queue,
+    /// File descriptors to allow (`-f`); `None` leaves each server's default (the hard
+    /// limit, for both).
+    pub fds: Option<u64>,
+    /// Longest wait for the first ECHO_RES.
+    pub startup: Duration,
+}
+
 impl Server {
-    /// Starts `binary -L 127.0.0.1 -p PORT -t THREADS -l none -P DIR/NAME.pid` and waits
-    /// until it answers an ECHO_REQ, for at most `startup` (a few tries on fresh ports if
-    /// it exits at once, e.g. because the port was taken meanwhile).
+    /// Starts `binary -L 127.0.0.1 -p PORT -t THREADS -l none -P DIR/NAME.pid [-f FDS]`
+    /// and waits until it answers an ECHO_REQ, for at most `options.startup` (a few tries
+    /// on fresh ports if it exits at once, e.g. because the port was taken meanwhile).
     pub fn start(
         name: &'static str,
         binary: &Path,
-        threads: u32,
-        queue: Queue,
+        options: Options,
         dir: &WorkDir,
-        startup: Duration,
     ) -> Result<Server> {
         if !binary.is_file() {
             bail!(
@@ -177,7 +191,7 @@ impl Server {
         // A server that exits at once may have lost a race for its port: try fresh ports.
         let mut attempt = 0;
         loop {
-            match Server::try_start(name, binary, threads, queue, dir, startup, attempt) {
+            match Server::try_start(name, binary, options, dir, attempt) {
                 Ok(server) => return Ok(server),
                 Err(e) if attempt < 2 && e.chain().any(|c| c.is::<Exited>()) => attempt += 1,
                 Err(e) => return Err(e),
@@ -185,13 +199,17 @@ impl Server {
         }
     }
 
+    /// A new process of the same binary with the same options, on a fresh port: a server
+    /// that has never held anything, for measuring memory from its start.
+    pub fn start_fresh(&self, dir: &WorkDir) -> Result<Server> {
+        Server::start(self.name, &self.binary, self.options, dir)
+    }
+
     fn try_start(
         name: &'static str,
         binary: &Path,
-        threads: u32,
-        queue: Queue,
+        options: Options,
         dir: &WorkDir,
-        startup: Duration,
         attempt: u32,
     ) -> Result<Server> {
         let port = free_port()?;
@@ -202,9 +220,12 @@ impl Server {
         let mut command = Command::new(binary);
         command
             .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-t", &threads.to_string(), "-l", "none", "-P"])
+            .args(["-t", &options.threads.to_string(), "-l", "none", "-P"])
             .arg(&pid_file);
-        command.args(queue.args(name, dir, port)?);
+        if let Some(fds) = options.fds {
+            command.args(["-f", &fds.to_string()]);
+        }
+        command.args(options.queue.args(name, dir, port)?);
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -215,10 +236,11 @@ impl Server {
             name,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             binary: binary.to_path_buf(),
+            options,
             child,
             stderr_path,
         };
-        server.wait_ready(startup).with_context(|| {
+        server.wait_ready(options.startup).with_context(|| {
             format!(
                 "{name} server {} failed to start on port {port} (attempt {})",
                 binary.display(),
