@@ -1,14 +1,19 @@
 //! One client connection inside an I/O thread: the reader decodes frames into
 //! [`Incoming`] items for the processing thread, the writer encodes what comes back.
 
-use std::net::Shutdown;
+use std::future::Future;
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use async_io::Async;
 use async_std::channel::{Receiver, Sender};
-use async_std::net::TcpStream;
 use bytes::{Buf, BytesMut};
+use futures::future::LocalBoxFuture;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::{FutureExt, StreamExt};
 use futures_rustls::TlsAcceptor;
@@ -17,6 +22,8 @@ use gearman_shared::protocol::{
 };
 
 use crate::event::{ConnId, Event, Incoming, Outgoing};
+use crate::io_thread::Slot;
+use crate::socket::Socket;
 use crate::state::PeerInfo;
 use crate::stats::Traffic;
 use crate::tls;
@@ -48,22 +55,59 @@ pub struct Context {
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves one connection until both directions are done.
-pub async fn serve(stream: TcpStream, conn: ConnId, context: Context) {
+/// A task of an I/O thread. When it ends it may hand over further tasks: a connection's
+/// set-up hands over its reader and its writer, which then run (and wake) separately.
+pub struct Task(LocalBoxFuture<'static, Vec<Task>>);
+
+impl Task {
+    fn new(future: impl Future<Output = Vec<Task>> + 'static) -> Task {
+        Task(future.boxed_local())
+    }
+}
+
+impl Future for Task {
+    type Output = Vec<Task>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Vec<Task>> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// The connection as a whole: alive while its reader or writer is; frees its place in
+/// the connection count when both are done.
+struct Open {
+    conn: ConnId,
+    _slot: Slot,
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        tracing::info!(conn = self.conn.0, "closed connection");
+    }
+}
+
+/// Sets up one connection (TLS handshake, registration with the processing thread);
+/// the task ends by handing over the connection's reader and writer.
+pub fn serve(stream: Async<TcpStream>, conn: ConnId, context: Context, slot: Slot) -> Task {
+    Task::new(set_up(Socket::new(stream), conn, context, slot))
+}
+
+async fn set_up(stream: Socket, conn: ConnId, context: Context, slot: Slot) -> Vec<Task> {
     let address = stream
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|_| "-".into());
     let fd = i64::from(stream.as_raw_fd());
     tracing::info!(conn = conn.0, peer = %address, "accepted connection");
+    let open = Rc::new(Open { conn, _slot: slot });
     let Some(acceptor) = context.tls.clone() else {
         let info = PeerInfo {
             fd,
             address,
             identity: None,
         };
-        let (mut reader, mut writer) = (&stream, &stream);
-        return run(&stream, &mut reader, &mut writer, conn, info, context).await;
+        let (reader, writer) = (stream.clone(), stream.clone());
+        return register(stream, reader, writer, info, context, open).await;
     };
     let tls = match async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream.clone()))
         .await
@@ -71,11 +115,11 @@ pub async fn serve(stream: TcpStream, conn: ConnId, context: Context) {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::warn!(conn = conn.0, peer = %address, error = %e, "TLS handshake failed, closing");
-            return;
+            return Vec::new();
         }
         Err(_) => {
             tracing::warn!(conn = conn.0, peer = %address, "TLS handshake timed out, closing");
-            return;
+            return Vec::new();
         }
     };
     let identity = tls::peer_identity(tls.get_ref().1);
@@ -85,22 +129,23 @@ pub async fn serve(stream: TcpStream, conn: ConnId, context: Context) {
         address,
         identity,
     };
-    let (mut reader, mut writer) = tls.split();
-    run(&stream, &mut reader, &mut writer, conn, info, context).await;
+    let (reader, writer) = tls.split();
+    register(stream, reader, writer, info, context, open).await
 }
 
-/// Registers the connection with the processing thread, then reads and writes until
-/// both directions are done. `tcp` is the socket under `reader` and `writer`.
-async fn run<R, W>(
-    tcp: &TcpStream,
-    reader: &mut R,
-    writer: &mut W,
-    conn: ConnId,
+/// Registers the connection with the processing thread and returns its reader and
+/// writer tasks. `tcp` is the socket under `reader` and `writer`.
+async fn register<R, W>(
+    tcp: Socket,
+    mut reader: R,
+    mut writer: W,
     info: PeerInfo,
     context: Context,
-) where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
+    open: Rc<Open>,
+) -> Vec<Task>
+where
+    R: AsyncRead + Unpin + 'static,
+    W: AsyncWrite + Unpin + 'static,
 {
     let Context {
         events,
@@ -110,33 +155,50 @@ async fn run<R, W>(
         partial_timeout,
         ..
     } = context;
+    let conn = open.conn;
     let (outbox, replies) = async_std::channel::unbounded();
     if events
         .send(Event::Connected { conn, info, outbox })
         .await
         .is_err()
     {
-        return;
+        return Vec::new();
     }
-    futures::join!(
+    let (write_tcp, write_traffic, write_open) = (tcp.clone(), Arc::clone(&traffic), open.clone());
+    let read = async move {
+        let _open = open;
         read_side(
-            tcp,
-            reader,
+            &tcp,
+            &mut reader,
             conn,
             &events,
             limits,
             &traffic,
-            partial_timeout
-        ),
-        write_side(tcp, writer, conn, replies, max_outbox, &traffic)
-    );
-    tracing::info!(conn = conn.0, "closed connection");
+            partial_timeout,
+        )
+        .await;
+        Vec::new()
+    };
+    let write = async move {
+        let _open = write_open;
+        write_side(
+            &write_tcp,
+            &mut writer,
+            conn,
+            replies,
+            max_outbox,
+            &write_traffic,
+        )
+        .await;
+        Vec::new()
+    };
+    vec![Task::new(read), Task::new(write)]
 }
 
 /// Reads, frames and forwards input; always ends with a `Disconnected` event, after
 /// which the processing thread drops the outbox and the writer finishes.
 async fn read_side<R: AsyncRead + Unpin>(
-    stream: &TcpStream,
+    stream: &Socket,
     reader: &mut R,
     conn: ConnId,
     events: &Sender<Event>,
@@ -163,7 +225,7 @@ async fn read_side<R: AsyncRead + Unpin>(
                         bytes = start,
                         "incomplete frame timed out, closing"
                     );
-                    let _ = stream.shutdown(Shutdown::Both);
+                    let _ = stream.shutdown();
                     break;
                 }
             },
@@ -200,7 +262,7 @@ async fn read_side<R: AsyncRead + Unpin>(
         }
         if let Some(e) = failure {
             tracing::warn!(conn = conn.0, error = %e, "bad input, closing connection");
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.shutdown();
             break;
         }
     }
@@ -252,7 +314,7 @@ fn encode_batch(batch: Vec<Outgoing>, out: &mut BytesMut) -> Next {
 /// Writes replies, coalescing everything queued into one write, and drops a peer whose
 /// unread output passes `max_outbox` bytes.
 async fn write_side<W: AsyncWrite + Unpin>(
-    stream: &TcpStream,
+    stream: &Socket,
     writer: &mut W,
     conn: ConnId,
     mut replies: Receiver<Vec<Outgoing>>,
@@ -266,7 +328,7 @@ async fn write_side<W: AsyncWrite + Unpin>(
     loop {
         if out.is_empty() && !unflushed {
             if closing {
-                let _ = stream.shutdown(Shutdown::Both);
+                let _ = stream.shutdown();
                 break;
             }
             if out.capacity() > KEEP_WRITE_CAPACITY {
@@ -322,7 +384,7 @@ async fn write_side<W: AsyncWrite + Unpin>(
                 bytes = out.len(),
                 "peer is not reading its replies, closing connection"
             );
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.shutdown();
             break;
         }
     }

@@ -4,17 +4,16 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use async_io::Async;
 use async_std::channel::Receiver;
-use async_std::net::TcpStream;
 use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
 
 use crate::connection;
 use crate::event::ConnId;
 
 /// A socket accepted by the listener, on its way to an I/O thread, with its place in
 /// the connection count (given back when the connection ends).
-pub type NewConnection = (ConnId, TcpStream, Slot);
+pub type NewConnection = (ConnId, Async<std::net::TcpStream>, Slot);
 
 /// One counted connection; dropping it frees the place.
 pub struct Slot(Arc<AtomicUsize>);
@@ -38,21 +37,26 @@ impl Drop for Slot {
 }
 
 /// Runs connections until the listener is gone and every connection has ended.
+///
+/// A connection is two tasks in this thread's set, its reader and its writer, so a reply
+/// arriving wakes only the writer: polling both together would make every wake-up of one
+/// side cost the other side a read attempt (a system call) as well.
 pub async fn run(mut accepted: Receiver<NewConnection>, context: connection::Context) {
-    let mut connections = FuturesUnordered::new();
+    let mut tasks = FuturesUnordered::new();
     loop {
         futures::select! {
             // `next()` keeps its listener inside the receiver between polls; a fresh
             // `recv()` per round would register and drop one each time.
             next = accepted.next() => match next {
                 Some((conn, stream, slot)) => {
-                    let serve = connection::serve(stream, conn, context.clone());
-                    connections.push(serve.map(move |()| drop(slot)))
+                    tasks.push(connection::serve(stream, conn, context.clone(), slot));
                 }
                 None => break,
             },
-            () = connections.select_next_some() => {}
+            spawned = tasks.select_next_some() => tasks.extend(spawned),
         }
     }
-    while connections.next().await.is_some() {}
+    while let Some(spawned) = tasks.next().await {
+        tasks.extend(spawned);
+    }
 }

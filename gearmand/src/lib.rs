@@ -16,6 +16,7 @@ pub mod logging;
 pub mod processor;
 pub mod queue;
 pub mod server;
+pub mod socket;
 pub mod state;
 pub mod stats;
 pub mod system;

@@ -6,8 +6,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_io::Async;
 use async_std::channel::{Receiver, Sender};
-use async_std::net::TcpListener;
 use futures::stream::{self, StreamExt};
 use futures::FutureExt;
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
@@ -72,7 +72,17 @@ pub async fn run(
     max_connections: usize,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
-    let listeners: Vec<TcpListener> = listeners.into_iter().map(TcpListener::from).collect();
+    let listeners: Vec<Async<std::net::TcpListener>> = match listeners
+        .into_iter()
+        .map(Async::new)
+        .collect::<std::io::Result<_>>()
+    {
+        Ok(listeners) => listeners,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register the listening sockets");
+            return;
+        }
+    };
     let mut incoming = stream::select_all(listeners.iter().map(|l| l.incoming().boxed()));
     let mut next_id = 0u64;
     let mut next_thread = 0usize;
@@ -82,12 +92,12 @@ pub async fn run(
                 Some(Ok(stream)) => {
                     let Some(slot) = Slot::take(&open, max_connections) else {
                         tracing::warn!(max_connections, "connection limit reached, refusing a connection");
-                        let _ = stream.shutdown(std::net::Shutdown::Both);
+                        let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
                         continue;
                     };
-                    let _ = stream.set_nodelay(true);
+                    let _ = stream.get_ref().set_nodelay(true);
                     if let Some(keepalive) = &keepalive {
-                        if let Err(e) = set_keepalive(&stream, keepalive) {
+                        if let Err(e) = set_keepalive(stream.get_ref(), keepalive) {
                             tracing::warn!(error = %e, "cannot enable keepalive");
                         }
                     }
@@ -112,7 +122,7 @@ pub async fn run(
 }
 
 /// `--keepalive`: SO_KEEPALIVE plus whichever of idle/interval/count were given.
-fn set_keepalive(stream: &async_std::net::TcpStream, keepalive: &Keepalive) -> std::io::Result<()> {
+fn set_keepalive(stream: &std::net::TcpStream, keepalive: &Keepalive) -> std::io::Result<()> {
     let socket = SockRef::from(stream);
     let mut params = TcpKeepalive::new();
     if let Some(idle) = keepalive.idle {

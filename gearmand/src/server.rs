@@ -10,6 +10,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_std::channel::{self, Receiver, Sender};
 use async_std::task::block_on;
+use futures::future::LocalBoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
@@ -19,7 +21,7 @@ use crate::config::{Config, QueueConfig, ThreadModel};
 use crate::connection;
 use crate::event::Event;
 use crate::http;
-use crate::io_thread::{self, NewConnection};
+use crate::io_thread;
 use crate::listener;
 use crate::logging;
 use crate::processor::{self, ServerInfo};
@@ -234,21 +236,17 @@ impl Parts {
         })
     }
 
-    fn io_loop(
-        &self,
-        accepted: Receiver<NewConnection>,
-    ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        io_thread::run(
-            accepted,
-            connection::Context {
-                events: self.events_tx.clone(),
-                limits: self.config.limits,
-                max_outbox: self.config.max_outbox,
-                traffic: Arc::clone(&self.traffic),
-                partial_timeout: self.config.partial_timeout,
-                tls: self.tls.clone(),
-            },
-        )
+    /// What an I/O thread's loop is built from, inside its thread: its tasks are not
+    /// `Send`, they live and die on that thread.
+    fn io_context(&self) -> connection::Context {
+        connection::Context {
+            events: self.events_tx.clone(),
+            limits: self.config.limits,
+            max_outbox: self.config.max_outbox,
+            traffic: Arc::clone(&self.traffic),
+            partial_timeout: self.config.partial_timeout,
+            tls: self.tls.clone(),
+        }
     }
 }
 
@@ -258,6 +256,14 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> anyhow::Result<(
         .spawn(body)
         .with_context(|| format!("cannot start thread {name}"))?;
     Ok(())
+}
+
+/// Runs loops that share a thread until all have ended, each woken on its own: joined
+/// with `join!`, every wake-up of one would poll the others too, and the listener's
+/// poll is an `accept` system call.
+async fn run_apart(loops: Vec<LocalBoxFuture<'static, ()>>) {
+    let mut loops: FuturesUnordered<_> = loops.into_iter().collect();
+    while loops.next().await.is_some() {}
 }
 
 /// `-t 0`: one thread for everything; `-t 1`: listener + an I/O thread that also
@@ -279,29 +285,33 @@ fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
     );
     match parts.config.threads {
         ThreadModel::Single => {
-            let io = parts.io_loop(io_receivers[0].clone());
+            let (accepted, context) = (io_receivers[0].clone(), parts.io_context());
             let processor = parts.processor();
             spawn("gearmand-main".into(), move || {
-                block_on(async {
-                    futures::join!(accept, io, processor);
-                })
+                let io = io_thread::run(accepted, context);
+                block_on(run_apart(vec![
+                    accept.boxed_local(),
+                    io.boxed_local(),
+                    processor.boxed_local(),
+                ]))
             })?;
         }
         ThreadModel::OneIo => {
             spawn("gearmand-listen".into(), move || block_on(accept))?;
-            let io = parts.io_loop(io_receivers[0].clone());
+            let (accepted, context) = (io_receivers[0].clone(), parts.io_context());
             let processor = parts.processor();
             spawn("gearmand-io-0".into(), move || {
-                block_on(async {
-                    futures::join!(io, processor);
-                })
+                let io = io_thread::run(accepted, context);
+                block_on(run_apart(vec![io.boxed_local(), processor.boxed_local()]))
             })?;
         }
         ThreadModel::Pool(_) => {
             spawn("gearmand-listen".into(), move || block_on(accept))?;
             for (i, accepted) in io_receivers.iter().enumerate() {
-                let io = parts.io_loop(accepted.clone());
-                spawn(format!("gearmand-io-{i}"), move || block_on(io))?;
+                let (accepted, context) = (accepted.clone(), parts.io_context());
+                spawn(format!("gearmand-io-{i}"), move || {
+                    block_on(io_thread::run(accepted, context))
+                })?;
             }
             let processor = parts.processor();
             spawn("gearmand-proc".into(), move || block_on(processor))?;
