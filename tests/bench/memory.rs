@@ -59,8 +59,8 @@ fn parse_vm_rss(status: &str) -> Result<u64> {
 
 /// The `mem` body, on the server with process id `pid`: `jobs` background jobs submitted
 /// by `clients` connections (`window` in flight each), RSS read, then drained by
-/// `workers` workers, RSS read again. The settled reading is left to the caller, outside
-/// the CPU window.
+/// `workers` workers, RSS read again. Submission and drain each get the whole scenario
+/// time limit. The settled reading is left to the caller, outside the CPU window.
 pub fn profile(
     ctx: &Ctx,
     pid: u32,
@@ -73,7 +73,8 @@ pub fn profile(
     let start = rss_bytes(pid)?;
     let submitted = load::background(ctx, spec, clients, window, jobs)?;
     let queued = rss_bytes(pid)?;
-    let drained_run = load::drain(ctx, spec, workers, jobs)?;
+    let drain_ctx = Ctx::new(ctx.addr, ctx.io_timeout, ctx.time_limit);
+    let drained_run = load::drain(&drain_ctx, spec, workers, jobs)?;
     let drained = rss_bytes(pid)?;
     Ok(Measured {
         jobs: drained_run.jobs,

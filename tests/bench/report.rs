@@ -330,7 +330,7 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
         out.push_str(&format!("idle: the fg load in the same round without and with the idle connections open; \"{IDLE_RATIO}\" is its throughput ratio (target: at least {IDLE_TARGET:.2}); latency and CPU are of the run with them.\n"));
     }
     if order.contains(&Scenario::Mem) {
-        out.push_str(&format!("mem: RSS = VmRSS of a fresh server process; bytes per queued job = (RSS queued - RSS at start) / jobs; the last RSS reading is {} s after the drain. CPU covers submission and drain.\n", SETTLE.as_secs()));
+        out.push_str(&format!("mem: RSS = VmRSS of a fresh server process; bytes per queued job = (RSS queued - RSS at start) / jobs; the last RSS reading is {} s after the drain; both servers run with --hashtable-buckets sized for the queue. CPU covers submission and drain.\n", SETTLE.as_secs()));
     }
     if !noisy.is_empty() {
         notes.push(format!(

@@ -168,14 +168,18 @@ pub struct Options {
     /// File descriptors to allow (`-f`); `None` leaves each server's default (the hard
     /// limit, for both).
     pub fds: Option<u64>,
+    /// Buckets of the C server's job hash tables (`--hashtable-buckets`; ours accepts and
+    /// ignores it); `None` leaves the default, 991.
+    pub hashtable_buckets: Option<u32>,
     /// Longest wait for the first ECHO_RES.
     pub startup: Duration,
 }
 
 impl Server {
-    /// Starts `binary -L 127.0.0.1 -p PORT -t THREADS -l none -P DIR/NAME.pid [-f FDS]`
-    /// and waits until it answers an ECHO_REQ, for at most `options.startup` (a few tries
-    /// on fresh ports if it exits at once, e.g. because the port was taken meanwhile).
+    /// Starts `binary -L 127.0.0.1 -p PORT -t THREADS -l none -P DIR/NAME.pid` (plus `-f`
+    /// and `--hashtable-buckets` when set) and waits until it answers an ECHO_REQ, for at
+    /// most `options.startup` (a few tries on fresh ports if it exits at once, e.g. because
+    /// the port was taken meanwhile).
     pub fn start(
         name: &'static str,
         binary: &Path,
@@ -199,10 +203,10 @@ impl Server {
         }
     }
 
-    /// A new process of the same binary with the same options, on a fresh port: a server
-    /// that has never held anything, for measuring memory from its start.
-    pub fn start_fresh(&self, dir: &WorkDir) -> Result<Server> {
-        Server::start(self.name, &self.binary, self.options, dir)
+    /// A new process of the same binary with `options`, on a fresh port: a server that
+    /// has never held anything, for measuring memory from its start.
+    pub fn start_fresh(&self, options: Options, dir: &WorkDir) -> Result<Server> {
+        Server::start(self.name, &self.binary, options, dir)
     }
 
     fn try_start(
@@ -224,6 +228,9 @@ impl Server {
             .arg(&pid_file);
         if let Some(fds) = options.fds {
             command.args(["-f", &fds.to_string()]);
+        }
+        if let Some(buckets) = options.hashtable_buckets {
+            command.args(["--hashtable-buckets", &buckets.to_string()]);
         }
         command.args(options.queue.args(name, dir, port)?);
         let child = command
