@@ -158,10 +158,10 @@ struct Args {
     /// Rounds per scenario and server; the table shows medians [default: 3, --quick 1].
     #[arg(long, value_name = "N")]
     rounds: Option<usize>,
-    /// Concurrent clients in `fg`.
+    /// Concurrent clients in `fg`, `fg4k`, `fgpipe` and `idle`.
     #[arg(long, default_value_t = 16)]
     fg_clients: usize,
-    /// Workers in `fg`.
+    /// Workers in `fg`, `fg4k`, `fgpipe` and `idle`.
     #[arg(long, default_value_t = 4)]
     fg_workers: usize,
     /// SUBMIT_JOBs in flight per client connection in `fgpipe`.
