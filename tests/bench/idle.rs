@@ -58,6 +58,7 @@ pub fn raise_fd_limit(needed: u64) -> Result<()> {
 pub fn open(ctx: &Ctx, count: usize) -> Result<Vec<TcpStream>> {
     let mut streams = Vec::with_capacity(count);
     while streams.len() < count {
+        ctx.check()?;
         let batch = BATCH.min(count - streams.len());
         let mut conns = Vec::with_capacity(batch);
         for _ in 0..batch {

@@ -66,7 +66,7 @@ impl Ctx {
     }
 
     /// Fails if another thread failed or the scenario is out of time.
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         if self.abort.load(Ordering::Relaxed) {
             return Err(Aborted.into());
         }
