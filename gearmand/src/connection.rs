@@ -6,6 +6,7 @@ use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -50,6 +51,39 @@ pub struct Context {
     pub partial_timeout: Option<Duration>,
     /// `--ssl`: every connection starts with a TLS handshake.
     pub tls: Option<TlsAcceptor>,
+    /// The writers still running, which the exit waits for.
+    pub writers: Writers,
+}
+
+/// Counts the connection writers still running, so that the process exits once the
+/// last replies (an admin's `OK`, the final WORK_COMPLETE of a graceful shutdown) are
+/// written, rather than after a guessed delay.
+#[derive(Clone, Default)]
+pub struct Writers(Arc<AtomicUsize>);
+
+/// One running writer; dropping it counts the writer out.
+struct Writing(Arc<AtomicUsize>);
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Writers {
+    fn enter(&self) -> Writing {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        Writing(Arc::clone(&self.0))
+    }
+
+    /// Resolves when every writer has ended, or after `limit` (a peer that does not
+    /// read must not hold the exit up).
+    pub async fn finished(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        while self.0.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
+            async_std::task::sleep(Duration::from_millis(2)).await;
+        }
+    }
 }
 
 /// How long a client may take to complete the TLS handshake.
@@ -153,9 +187,12 @@ where
         max_outbox,
         traffic,
         partial_timeout,
+        writers,
         ..
     } = context;
     let conn = open.conn;
+    // Counted before the processing thread can queue anything for this writer.
+    let writing = writers.enter();
     let (outbox, replies) = async_std::channel::unbounded();
     if events
         .send(Event::Connected { conn, info, outbox })
@@ -180,7 +217,7 @@ where
         Vec::new()
     };
     let write = async move {
-        let _open = write_open;
+        let (_open, _writing) = (write_open, writing);
         write_side(
             &write_tcp,
             &mut writer,

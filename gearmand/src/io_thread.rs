@@ -54,6 +54,9 @@ pub async fn run(mut accepted: Receiver<NewConnection>, context: connection::Con
                 None => break,
             },
             spawned = tasks.select_next_some() => tasks.extend(spawned),
+            // A closed, empty inbox counts as finished and is skipped: with no task
+            // left either, the loop is done.
+            complete => break,
         }
     }
     while let Some(spawned) = tasks.next().await {

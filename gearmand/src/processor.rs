@@ -100,7 +100,7 @@ pub async fn run(setup: Setup) -> Exit {
         exit: None,
         stop_accepting,
     };
-    loop {
+    let exit = loop {
         let first = match processor.state.next_deadline() {
             None => events.recv().await.ok(),
             Some(deadline) => {
@@ -115,7 +115,7 @@ pub async fn run(setup: Setup) -> Exit {
             }
         };
         let Some(first) = first else {
-            return Exit::Done;
+            break Exit::Done;
         };
         processor.apply(first);
         for _ in 1..BATCH {
@@ -126,13 +126,19 @@ pub async fn run(setup: Setup) -> Exit {
         }
         processor.finish_batch();
         if let Some(exit) = processor.exit {
-            return exit;
+            break exit;
         }
         if processor.graceful && processor.state.job_count() == 0 {
             tracing::info!("graceful shutdown: no job left, exiting");
-            return Exit::Done;
+            break Exit::Done;
         }
-    }
+    };
+    // Let go of every outbox, including those of connections whose registration is
+    // still queued, so each writer delivers what it holds and ends.
+    drop(processor);
+    events.close();
+    while events.try_recv().is_ok() {}
+    exit
 }
 
 struct Processor {

@@ -35,8 +35,9 @@ use crate::system;
 const EVENT_QUEUE: usize = 4096;
 /// Accepted sockets in flight to one I/O thread.
 const ACCEPT_QUEUE: usize = 256;
-/// How long the end of the processing loop waits for the last replies to be written.
-const FLUSH_GRACE: Duration = Duration::from_millis(100);
+/// How long the end of the processing loop waits at most for the last replies to be
+/// written.
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// Runs the server until SIGTERM/SIGINT, an admin `shutdown`, or until a graceful
 /// shutdown completes. With `--check-args` it returns once the configuration is valid.
@@ -108,6 +109,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         traffic: Arc::default(),
         tls: tls.clone(),
         acl,
+        writers: connection::Writers::default(),
     };
     start_threads(parts)?;
     if let Some(http) = config.http {
@@ -206,6 +208,8 @@ struct Parts {
     tls: Option<futures_rustls::TlsAcceptor>,
     /// `--acl`, for the processor.
     acl: Option<Acl>,
+    /// The connection writers still running, waited for at the exit.
+    writers: connection::Writers,
 }
 
 impl Parts {
@@ -218,7 +222,7 @@ impl Parts {
             started_ms: processor::now_ms(),
             traffic: Arc::clone(&self.traffic),
         };
-        let done = self.done.clone();
+        let (done, writers) = (self.done.clone(), self.writers.clone());
         processor::run(processor::Setup {
             events: self.events_rx.clone(),
             config: self.config.state.clone(),
@@ -229,9 +233,7 @@ impl Parts {
             acl: self.acl.take(),
         })
         .then(|_exit| async move {
-            // Let the writers deliver the last replies (an admin's `OK`, the last
-            // WORK_COMPLETE of a graceful shutdown) before the process ends.
-            async_std::task::sleep(FLUSH_GRACE).await;
+            writers.finished(FLUSH_LIMIT).await;
             done.close();
         })
     }
@@ -246,6 +248,7 @@ impl Parts {
             traffic: Arc::clone(&self.traffic),
             partial_timeout: self.config.partial_timeout,
             tls: self.tls.clone(),
+            writers: self.writers.clone(),
         }
     }
 }
@@ -314,6 +317,9 @@ fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
                 })?;
             }
             let processor = parts.processor();
+            // The processing thread waits on its inbox alone, as the C server's waits on
+            // its pipe: a plain thread park, never a turn at driving the I/O reactor
+            // (epoll, timerfd, eventfd) that async-std's block_on would take.
             spawn("gearmand-proc".into(), move || block_on(processor))?;
         }
     }

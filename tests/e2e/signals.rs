@@ -66,6 +66,32 @@ fn sigusr1_refuses_new_connections_but_finishes_the_work() {
     assert_eq!(server.wait_exit(EXIT_LIMIT).code(), Some(0));
 }
 
+/// The last result of a graceful shutdown reaches a client that reads it slowly: the
+/// exit waits for the writers to finish rather than a fixed moment.
+#[test]
+fn ours_graceful_exit_delivers_a_large_last_result_to_a_slow_reader() {
+    let mut server = Server::start(&[]);
+    let mut c = server.connect();
+    let mut w = server.connect();
+    let handle = c.submit_fg("f", "", "big result please");
+    w.register(&["f"]);
+    assert_eq!(w.grab().0, handle);
+    server.signal("USR1");
+    wait_until(Duration::from_secs(3), "listener closed", || {
+        refuses_connections(&server)
+    });
+    // Far more than the loopback socket buffers hold: the writer must keep going while
+    // the client, busy elsewhere, starts reading only later.
+    let data: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    w.complete(&handle, &data);
+    std::thread::sleep(Duration::from_millis(700));
+    c.expect(Response::WorkComplete {
+        handle,
+        data: bytes::Bytes::from(data),
+    });
+    assert_eq!(server.wait_exit(EXIT_LIMIT).code(), Some(0));
+}
+
 #[test]
 fn fix_sigusr1_exits_when_the_last_background_job_ends() {
     // gearmand 1.1.20 waits for one more request after the last job before it exits.
