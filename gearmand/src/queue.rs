@@ -87,11 +87,11 @@ pub trait QueueStore: Send {
 const GENERATED: &[u8] = b"\x01gearmand-rs:";
 
 /// The key a background job is stored under.
-pub fn storage_key(unique: &Bytes, session: u64, job: u64) -> Bytes {
-    let tag = match unique.as_ref() {
+pub fn storage_key(unique: &[u8], session: u64, job: u64) -> Bytes {
+    let tag = match unique {
         b"" => "e",
         b"-" => "d",
-        _ => return unique.clone(),
+        _ => return Bytes::copy_from_slice(unique),
     };
     let mut key = GENERATED.to_vec();
     key.extend_from_slice(format!("{tag}:{session:x}:{job}").as_bytes());

@@ -7,11 +7,13 @@
 mod admin;
 mod function;
 mod job;
+mod job_table;
 mod outbox;
 mod peer;
 mod results;
 mod store;
 mod submit;
+mod unique_index;
 mod worker;
 
 use std::collections::BTreeSet;
@@ -29,7 +31,9 @@ pub use peer::{Ability, Peer, PeerInfo};
 use crate::acl::{Acl, AdminRight, Grants};
 use crate::event::{ConnId, Outgoing};
 use crate::queue::{self, StoreOp, StoredJob};
+use job_table::JobTable;
 use outbox::Outbox;
+use unique_index::UniqueIndex;
 
 /// Longest unique key or reducer name a submission may carry.
 pub const MAX_UNIQUE_LEN: usize = 64;
@@ -63,20 +67,13 @@ pub struct StateConfig {
 /// keys and, randomly seeded, still resists hash flooding by peers choosing names.
 pub type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 
-/// Coalescing index key: a unique is only shared within one function.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct IndexKey {
-    function: Bytes,
-    key: UniqueKey,
-}
-
 /// The job server's state.
 pub struct State {
     config: StateConfig,
     functions: Map<Bytes, Function>,
-    jobs: Map<JobId, Job>,
-    handles: Map<Bytes, JobId>,
-    uniques: Map<IndexKey, JobId>,
+    jobs: JobTable,
+    /// Which job holds each unique key (a unique is only shared within one function).
+    uniques: UniqueIndex,
     peers: Map<ConnId, Peer>,
     last_job: u64,
     /// Epoch jobs not yet due, by (unix seconds, job).
@@ -111,9 +108,8 @@ impl State {
         State {
             config,
             functions: Map::default(),
-            jobs: Map::default(),
-            handles: Map::default(),
-            uniques: Map::default(),
+            jobs: JobTable::default(),
+            uniques: UniqueIndex::default(),
             peers: Map::default(),
             last_job: 0,
             scheduled: BTreeSet::new(),
@@ -331,7 +327,7 @@ impl State {
             let Some(job) = self.jobs.get_mut(&id) else {
                 continue;
             };
-            job.deadline = None;
+            job.take_deadline();
             if let JobState::Running(worker) = job.state {
                 if let Some(peer) = self.peers.get_mut(&worker) {
                     peer.running.retain(|&j| j != id);
@@ -341,7 +337,7 @@ impl State {
                 }
                 self.log.push(format!(
                     "job {} timed out on its worker, requeued",
-                    String::from_utf8_lossy(&job.handle)
+                    String::from_utf8_lossy(&self.handle_of(id))
                 ));
                 self.requeue(id);
             }
@@ -384,17 +380,11 @@ impl State {
 
     /// Deletes a job and every reference to it. A queued job must already be out of
     /// its queue (or be removed from it by the caller).
-    fn remove_job(&mut self, id: JobId) -> Option<Job> {
+    fn remove_job(&mut self, id: JobId) -> Option<Box<Job>> {
         self.unstore(id);
         let job = self.jobs.remove(&id)?;
-        self.handles.remove(&job.handle);
-        if let Some(key) = &job.key {
-            self.uniques.remove(&IndexKey {
-                function: job.function.clone(),
-                key: key.clone(),
-            });
-        }
-        if let Some(deadline) = job.deadline {
+        self.uniques.remove(&self.jobs, &job);
+        if let Some(deadline) = job.deadline() {
             self.timers.remove(&(deadline, id));
         }
         let f = self.functions.get_mut(&job.function);

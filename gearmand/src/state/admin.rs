@@ -7,6 +7,7 @@ use gearman_shared::admin::{
 };
 use gearman_shared::protocol::{Priority, Response};
 
+use super::submit;
 use super::{JobState, State};
 use crate::event::{ConnId, Outgoing};
 
@@ -134,7 +135,7 @@ impl State {
         jobs.sort_by_key(|j| j.id);
         jobs.into_iter()
             .map(|j| JobInfo {
-                handle: j.handle.clone(),
+                handle: submit::handle_for(&self.config.handle_prefix, j.id),
                 retries: j.retries,
                 ignore: j.ignore,
                 queued: j.stored,
@@ -146,7 +147,7 @@ impl State {
     pub fn unique_keys(&self) -> Vec<Bytes> {
         let mut jobs: Vec<_> = self.jobs.values().collect();
         jobs.sort_by_key(|j| j.id);
-        jobs.into_iter().map(|j| j.unique.clone()).collect()
+        jobs.into_iter().map(|j| j.unique_bytes()).collect()
     }
 
     /// `maxqueue`: sets the limits of an existing function; unknown names are ignored.
@@ -187,7 +188,7 @@ impl State {
     /// `cancel job` from `conn`: the clients get WORK_FAIL and the job will not run (a
     /// running one finishes, as in the C server). `false` if the handle is unknown.
     pub fn cancel_job(&mut self, conn: ConnId, handle: &[u8]) -> bool {
-        let Some(&id) = self.handles.get(handle) else {
+        let Some(id) = self.job_by_handle(handle) else {
             return false;
         };
         self.current = Some(conn);
@@ -201,7 +202,7 @@ impl State {
                 self.out.emit(
                     client,
                     Outgoing::Packet(Response::WorkFail {
-                        handle: job.handle.clone(),
+                        handle: submit::handle_for(&self.config.handle_prefix, job.id),
                     }),
                 );
             }

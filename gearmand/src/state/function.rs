@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use gearman_shared::protocol::Priority;
 
 use super::job::JobId;
+use super::job_table::should_shrink;
 use crate::event::ConnId;
 
 /// What happened to a function's jobs since it was created.
@@ -57,6 +58,16 @@ impl Function {
             0
         };
         self.queues[priority.index()].len() + scheduled
+    }
+
+    /// Takes the first job of a queue; a queue that drained gives its memory back.
+    pub fn pop_front(&mut self, priority: Priority) -> Option<JobId> {
+        let queue = &mut self.queues[priority.index()];
+        let id = queue.pop_front();
+        if should_shrink(queue.len(), queue.capacity()) {
+            queue.shrink_to(queue.len() * 2);
+        }
+        id
     }
 
     /// Adds a registration just before the ring's start, so it is woken last in the

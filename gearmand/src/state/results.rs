@@ -6,7 +6,7 @@ use super::*;
 impl State {
     /// The job `handle` if `conn` is running it.
     pub(super) fn running_job(&self, conn: ConnId, handle: &[u8]) -> Option<JobId> {
-        let id = *self.handles.get(handle)?;
+        let id = self.job_by_handle(handle)?;
         let job = self.jobs.get(&id)?;
         (job.state == JobState::Running(conn)).then_some(id)
     }
@@ -20,9 +20,10 @@ impl State {
         let Some(job) = self.jobs.get(&id) else {
             return;
         };
+        let handle = self.handle_of(id);
         for &client in &job.clients {
             self.out
-                .emit(client, Outgoing::Packet(make(job.handle.clone())));
+                .emit(client, Outgoing::Packet(make(handle.clone())));
         }
     }
 
@@ -38,8 +39,10 @@ impl State {
             return;
         };
         if let Some(job) = self.jobs.get_mut(&id) {
-            job.numerator = parse_u32_lenient(&numerator);
-            job.denominator = parse_u32_lenient(&denominator);
+            job.set_status(
+                parse_u32_lenient(&numerator),
+                parse_u32_lenient(&denominator),
+            );
         }
         self.forward(id, |handle| Response::WorkStatus {
             handle,
@@ -83,12 +86,12 @@ impl State {
                 let wants = self.peers.get(&client).is_some_and(|p| p.exceptions);
                 let response = if wants {
                     Response::WorkException {
-                        handle: job.handle.clone(),
+                        handle: submit::handle_for(&self.config.handle_prefix, job.id),
                         data: data.clone(),
                     }
                 } else {
                     Response::WorkFail {
-                        handle: job.handle.clone(),
+                        handle: submit::handle_for(&self.config.handle_prefix, job.id),
                     }
                 };
                 self.out.emit(client, Outgoing::Packet(response));
@@ -99,14 +102,16 @@ impl State {
     }
 
     pub(super) fn get_status(&mut self, conn: ConnId, handle: Bytes) {
-        let job = self.handles.get(&handle).and_then(|id| self.jobs.get(id));
+        let job = self
+            .job_by_handle(&handle)
+            .and_then(|id| self.jobs.get(&id));
         let response = match job {
             Some(job) => Response::Status {
                 handle,
                 known: true,
                 running: job.is_running(),
-                numerator: job.numerator,
-                denominator: job.denominator,
+                numerator: job.status().0,
+                denominator: job.status().1,
             },
             None => Response::Status {
                 handle,
@@ -125,17 +130,17 @@ impl State {
             None
         } else {
             self.uniques
-                .values()
-                .filter_map(|id| self.jobs.get(id))
-                .find(|job| job.unique == unique)
+                .jobs()
+                .filter_map(|id| self.jobs.get(&id))
+                .find(|job| job.unique() == unique)
         };
         let response = match job {
             Some(job) => Response::StatusUnique {
                 unique,
                 known: true,
                 running: job.is_running(),
-                numerator: job.numerator,
-                denominator: job.denominator,
+                numerator: job.status().0,
+                denominator: job.status().1,
                 clients: u32::try_from(job.clients.len()).unwrap_or(u32::MAX),
             },
             None => Response::StatusUnique {

@@ -30,13 +30,13 @@ impl State {
             if job.state != JobState::Pending {
                 continue;
             }
-            let awaiting = std::mem::take(&mut job.awaiting);
+            let awaiting = job.take_awaiting();
             let reply = if failed {
                 job.stored = false;
                 Response::error(ErrorCode::QueueError, "Persistent queue write failed")
             } else {
                 Response::JobCreated {
-                    handle: job.handle.clone(),
+                    handle: submit::handle_for(&self.config.handle_prefix, job.id),
                 }
             };
             for conn in awaiting {
@@ -57,10 +57,9 @@ impl State {
             let unique = queue::unique_of_key(&stored.key);
             // Two stored `-` jobs may carry the same data: the first one coalesces.
             let index = UniqueKey::of(&unique, &stored.data).is_none_or(|key| {
-                !self.uniques.contains_key(&IndexKey {
-                    function: stored.function.clone(),
-                    key,
-                })
+                self.uniques
+                    .find(&self.jobs, &stored.function, &key)
+                    .is_none()
             });
             self.functions.entry(stored.function.clone()).or_default();
             let submit = SubmitJob {
@@ -86,7 +85,7 @@ impl State {
         };
         if job.stored && self.config.persistent {
             self.store_ops.push(StoreOp::Done {
-                key: job.store_key.clone(),
+                key: job.store_key(),
                 function: job.function.clone(),
             });
             if let Some(conn) = self.current {

@@ -29,12 +29,10 @@ impl State {
             );
             return;
         }
-        let index_key = UniqueKey::of(&s.unique, &s.data).map(|key| IndexKey {
-            function: s.function.clone(),
-            key,
-        });
+        let holder = UniqueKey::of(&s.unique, &s.data)
+            .and_then(|key| self.uniques.find(&self.jobs, &s.function, &key));
         let f = self.functions.entry(s.function.clone()).or_default();
-        if let Some(&id) = index_key.as_ref().and_then(|k| self.uniques.get(k)) {
+        if let Some(id) = holder {
             if s.mode == JobMode::Foreground {
                 self.attach_client(conn, id);
             }
@@ -61,10 +59,10 @@ impl State {
                 // Not runnable, and no JOB_CREATED, until the store has it on disk.
                 job.state = JobState::Pending;
                 self.store_ops.push(StoreOp::Add(StoredJob {
-                    key: job.store_key.clone(),
+                    key: job.store_key(),
                     function: job.function.clone(),
                     priority: job.priority,
-                    data: job.data.clone(),
+                    data: job.data_bytes(),
                     when: job.when,
                 }));
                 self.store_adds.push(id);
@@ -83,10 +81,10 @@ impl State {
             return;
         };
         if job.state == JobState::Pending {
-            job.awaiting.push(conn);
+            job.await_store(conn);
             self.out.reserve(conn, id);
         } else {
-            let handle = job.handle.clone();
+            let handle = self.handle_of(id);
             self.reply(conn, Response::JobCreated { handle });
         }
     }
@@ -103,63 +101,43 @@ impl State {
         now: u64,
     ) -> JobId {
         // The submission's fields are slices of a connection's read buffer; a job that
-        // stays queued must not pin that whole buffer, so it gets its own compact copies
-        // and shares its function's name with the function table.
+        // stays queued must not pin that whole buffer, so it gets its own compact copy of
+        // unique and data (`Job::new`) and shares its function's name with the table.
         let function = match self.functions.get_key_value(&s.function) {
             Some((name, _)) => name.clone(),
             None => Bytes::copy_from_slice(&s.function),
         };
         let s = SubmitJob {
             function,
-            unique: Bytes::copy_from_slice(&s.unique),
-            data: Bytes::copy_from_slice(&s.data),
             reducer: s.reducer.as_deref().map(Bytes::copy_from_slice),
             ..s
         };
-        let index_key = UniqueKey::of(&s.unique, &s.data)
-            .map(|key| IndexKey {
-                function: s.function.clone(),
-                key,
-            })
-            .filter(|_| index);
         self.last_job += 1;
         let id = JobId(self.last_job);
-        let handle = self.make_handle(id);
-        if let Some(k) = &index_key {
-            self.uniques.insert(k.clone(), id);
-        }
-        self.handles.insert(handle.clone(), id);
         if let Some(f) = self.functions.get_mut(&s.function) {
             f.total += 1;
         }
-        let store_key =
-            store_key.unwrap_or_else(|| queue::storage_key(&s.unique, self.config.session, id.0));
-        self.jobs.insert(
+        let mut job = Box::new(Job::new(
             id,
-            Job {
-                id,
-                handle,
-                function: s.function,
-                unique: s.unique,
-                data: s.data,
-                priority: s.priority,
-                mode: s.mode,
-                when: s.epoch.unwrap_or(0),
-                reducer: s.reducer,
-                retries: 0,
-                numerator: 0,
-                denominator: 0,
-                state: JobState::Queued,
-                clients: Vec::new(),
-                ignore: false,
-                key: index_key.map(|k| k.key),
-                deadline: None,
-                stored,
-                store_key,
-                awaiting: Vec::new(),
-                created_ms: now,
-            },
-        );
+            s.function,
+            &s.unique,
+            &s.data,
+            s.priority,
+            s.mode,
+            s.epoch.unwrap_or(0),
+            now,
+        ));
+        job.set_reducer(s.reducer);
+        job.indexed = index;
+        job.stored = stored;
+        // Only jobs that go to the persistent queue need a key there.
+        if stored && self.config.persistent {
+            let key = store_key
+                .unwrap_or_else(|| queue::storage_key(job.unique(), self.config.session, id.0));
+            job.set_store_key(key);
+        }
+        self.uniques.insert(&self.jobs, &job);
+        self.jobs.insert(job);
         id
     }
 
@@ -180,13 +158,21 @@ impl State {
         }
     }
 
-    pub(super) fn make_handle(&self, id: JobId) -> Bytes {
+    /// The handle of job `id`: `<prefix>:<n>`.
+    pub(super) fn handle_of(&self, id: JobId) -> Bytes {
+        handle_for(&self.config.handle_prefix, id)
+    }
+
+    /// The job a handle names, if it is one of ours and the job still exists. Only the
+    /// canonical spelling matches (no sign, no leading zero), so one job has one handle.
+    pub(super) fn job_by_handle(&self, handle: &[u8]) -> Option<JobId> {
         let prefix = &self.config.handle_prefix;
-        let mut handle = Vec::with_capacity(prefix.len() + 21);
-        handle.extend_from_slice(prefix);
-        handle.push(b':');
-        handle.extend_from_slice(id.0.to_string().as_bytes());
-        Bytes::from(handle)
+        let digits = handle.strip_prefix(prefix.as_ref())?.strip_prefix(b":")?;
+        if digits.first() == Some(&b'0') || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let id = JobId(std::str::from_utf8(digits).ok()?.parse().ok()?);
+        self.jobs.contains_key(&id).then_some(id)
     }
 
     pub(super) fn attach_client(&mut self, conn: ConnId, id: JobId) {
@@ -214,13 +200,23 @@ impl State {
 
     /// Marks a job dead: it will not run, and its unique is free for new submissions.
     pub(super) fn ignore_job(&mut self, id: JobId) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(job) = self.jobs.get(&id) else {
             return;
         };
-        job.ignore = true;
-        if let Some(key) = job.key.take() {
-            let function = job.function.clone();
-            self.uniques.remove(&IndexKey { function, key });
+        self.uniques.remove(&self.jobs, job);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.ignore = true;
+            job.indexed = false;
         }
     }
+}
+
+/// The handle of job `id` under `prefix`: `<prefix>:<n>`. A free function so it can be
+/// called while a job of the table is borrowed.
+pub(super) fn handle_for(prefix: &[u8], id: JobId) -> Bytes {
+    let mut handle = Vec::with_capacity(prefix.len() + 21);
+    handle.extend_from_slice(prefix);
+    handle.push(b':');
+    handle.extend_from_slice(id.0.to_string().as_bytes());
+    Bytes::from(handle)
 }

@@ -366,3 +366,77 @@ fn sleeper_grabs_job_after_noop() {
         "{out:?}"
     );
 }
+
+#[test]
+fn only_the_canonical_spelling_of_a_handle_names_a_job() {
+    let mut s = with_peers(state(), 1);
+    for _ in 0..12 {
+        submit(&mut s, 1, SubmitJob::new("f", "", "x"));
+    }
+    assert_eq!(s.job_by_handle(b"H:t:1"), Some(JobId(1)));
+    assert_eq!(s.job_by_handle(b"H:t:12"), Some(JobId(12)));
+    for other in [
+        &b"H:t:01"[..],
+        b"H:t:+1",
+        b"H:t:13",
+        b"H:t:",
+        b"H:t1",
+        b"H:u:1",
+        b"H:t:1 ",
+        b"H:t:99999999999999999999999",
+    ] {
+        assert_eq!(
+            s.job_by_handle(other),
+            None,
+            "{}",
+            String::from_utf8_lossy(other)
+        );
+    }
+}
+
+#[test]
+fn a_drained_queue_gives_its_table_memory_back() {
+    let mut s = with_peers(state(), 2);
+    for i in 0..20_000 {
+        let job = SubmitJob {
+            mode: JobMode::Background,
+            ..SubmitJob::new("f", format!("u{i}"), "x")
+        };
+        submit(&mut s, 1, job);
+    }
+    let full = s.jobs.capacity();
+    assert!(full >= 20_000);
+    s.handle(
+        ConnId(2),
+        Request::CanDo {
+            function: Bytes::from_static(b"f"),
+        },
+        T0,
+    );
+    for _ in 0..20_000 {
+        s.handle(ConnId(2), Request::Grab(GrabKind::Plain), T0);
+        let assigned = packets(&mut s).into_iter().find_map(|(_, r)| match r {
+            Response::JobAssign { handle, .. } => Some(handle),
+            _ => None,
+        });
+        let handle = assigned.expect("a job for every grab");
+        s.handle(
+            ConnId(2),
+            Request::WorkComplete {
+                handle,
+                data: Bytes::new(),
+            },
+            T0,
+        );
+    }
+    assert_eq!(s.job_count(), 0);
+    assert!(
+        s.jobs.capacity() <= job_table::SHRINK_FLOOR * 2,
+        "{} slots left of {full}",
+        s.jobs.capacity()
+    );
+    let queue = &s.functions[&Bytes::from_static(b"f")].queues;
+    assert!(queue
+        .iter()
+        .all(|q| q.capacity() <= job_table::SHRINK_FLOOR * 2));
+}

@@ -136,11 +136,11 @@ impl State {
                 };
                 if self.jobs.get(&id).is_some_and(|j| !j.ignore) {
                     if take {
-                        f.queues[priority.index()].pop_front();
+                        f.pop_front(priority);
                     }
                     return Some(id);
                 }
-                f.queues[priority.index()].pop_front();
+                f.pop_front(priority);
                 self.remove_job(id);
             }
         }
@@ -189,15 +189,19 @@ impl State {
         let timeout = peer.timeout_for(&job.function);
         if timeout > 0 {
             let deadline = now.saturating_add(timeout.max(MIN_TIMEOUT_MS));
-            job.deadline = Some(deadline);
+            job.set_deadline(deadline);
             self.timers.insert((deadline, id));
         }
         if let Some(f) = self.functions.get_mut(&job.function) {
             f.running += 1;
         }
-        let (handle, function, data) = (job.handle.clone(), job.function.clone(), job.data.clone());
-        let unique = job.unique.clone();
-        let response = match (kind, &job.reducer) {
+        let (handle, function, data) = (
+            submit::handle_for(&self.config.handle_prefix, job.id),
+            job.function.clone(),
+            job.data_bytes(),
+        );
+        let unique = job.unique_bytes();
+        let response = match (kind, job.reducer()) {
             (GrabKind::Plain, _) => Response::JobAssign {
                 handle,
                 function,
@@ -230,12 +234,11 @@ impl State {
         if let Some(f) = self.functions.get_mut(&job.function) {
             f.running = f.running.saturating_sub(1);
         }
-        if let Some(deadline) = job.deadline.take() {
+        if let Some(deadline) = job.take_deadline() {
             self.timers.remove(&(deadline, id));
         }
         job.state = JobState::Queued;
-        job.numerator = 0;
-        job.denominator = 0;
+        job.set_status(0, 0);
         job.retries += 1;
         if let Some(f) = self.functions.get_mut(&job.function) {
             f.counters.retried += 1;
@@ -246,7 +249,7 @@ impl State {
         }
         let retries = self.config.job_retries;
         if retries != 0 && job.retries >= retries {
-            let handle = job.handle.clone();
+            let handle = submit::handle_for(&self.config.handle_prefix, job.id);
             self.log.push(format!(
                 "Dropped job due to max retry count: {}",
                 String::from_utf8_lossy(&handle)
