@@ -15,7 +15,7 @@ use async_io::Async;
 use async_std::channel::{Receiver, Sender};
 use bytes::{Buf, BytesMut};
 use futures::future::LocalBoxFuture;
-use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::{FutureExt, StreamExt};
 use futures_rustls::TlsAcceptor;
 use gearman_shared::protocol::{
@@ -24,17 +24,13 @@ use gearman_shared::protocol::{
 
 use crate::event::{ConnId, Event, Incoming, Outgoing};
 use crate::io_thread::Slot;
-use crate::socket::Socket;
+use crate::socket::{Buffered, ReadChunk, Socket};
 use crate::state::PeerInfo;
 use crate::stats::Traffic;
 use crate::tls;
 
-/// Size of a connection's first read buffer.
-const MIN_READ: usize = 4 * 1024;
-/// Largest read buffer a busy connection grows to.
-const MAX_READ: usize = 64 * 1024;
 /// An idle connection keeps at most this much write buffer.
-const KEEP_WRITE_CAPACITY: usize = 64 * 1024;
+const KEEP_WRITE_CAPACITY: usize = 16 * 1024;
 
 /// What every connection of an I/O thread shares.
 #[derive(Clone)]
@@ -164,7 +160,7 @@ async fn set_up(stream: Socket, conn: ConnId, context: Context, slot: Slot) -> V
         identity,
     };
     let (reader, writer) = tls.split();
-    register(stream, reader, writer, info, context, open).await
+    register(stream, Buffered::new(reader), writer, info, context, open).await
 }
 
 /// Registers the connection with the processing thread and returns its reader and
@@ -178,7 +174,7 @@ async fn register<R, W>(
     open: Rc<Open>,
 ) -> Vec<Task>
 where
-    R: AsyncRead + Unpin + 'static,
+    R: ReadChunk + 'static,
     W: AsyncWrite + Unpin + 'static,
 {
     let Context {
@@ -234,7 +230,7 @@ where
 
 /// Reads, frames and forwards input; always ends with a `Disconnected` event, after
 /// which the processing thread drops the outbox and the writer finishes.
-async fn read_side<R: AsyncRead + Unpin>(
+async fn read_side<R: ReadChunk>(
     stream: &Socket,
     reader: &mut R,
     conn: ConnId,
@@ -243,14 +239,11 @@ async fn read_side<R: AsyncRead + Unpin>(
     traffic: &Traffic,
     partial_timeout: Option<Duration>,
 ) {
-    // Reads land in `scratch`, which stays initialised, and are copied into `buf`, where
-    // frames are cut out: a memcpy of what arrived instead of zero-filling a fresh
-    // region before every read. `scratch` grows while reads fill it.
-    let mut scratch = vec![0u8; MIN_READ];
+    // Bytes of incomplete frames wait here; complete frames are cut from it.
     let mut buf = BytesMut::new();
     loop {
         let start = buf.len();
-        let read = reader.read(&mut scratch);
+        let read = reader.read_chunk(&mut buf);
         // Only a connection holding half a frame is on the clock: sleeping workers and
         // idle clients may stay as long as they like.
         let read = match partial_timeout.filter(|_| start > 0) {
@@ -262,7 +255,7 @@ async fn read_side<R: AsyncRead + Unpin>(
                         bytes = start,
                         "incomplete frame timed out, closing"
                     );
-                    let _ = stream.shutdown();
+                    stream.shutdown();
                     break;
                 }
             },
@@ -281,10 +274,6 @@ async fn read_side<R: AsyncRead + Unpin>(
                 break;
             }
         };
-        buf.extend_from_slice(&scratch[..n]);
-        if n == scratch.len() && scratch.len() < MAX_READ {
-            scratch.resize(scratch.len() * 2, 0);
-        }
         traffic.read(n);
         let mut items = Vec::new();
         let failure = loop {
@@ -294,12 +283,16 @@ async fn read_side<R: AsyncRead + Unpin>(
                 Err(e) => break Some(e),
             }
         };
+        if buf.is_empty() {
+            // Let go of the read's allocation: the frames cut from it keep what they need.
+            buf = BytesMut::new();
+        }
         if !items.is_empty() && events.send(Event::Input { conn, items }).await.is_err() {
             return;
         }
         if let Some(e) = failure {
             tracing::warn!(conn = conn.0, error = %e, "bad input, closing connection");
-            let _ = stream.shutdown();
+            stream.shutdown();
             break;
         }
     }
@@ -365,7 +358,7 @@ async fn write_side<W: AsyncWrite + Unpin>(
     loop {
         if out.is_empty() && !unflushed {
             if closing {
-                let _ = stream.shutdown();
+                stream.shutdown();
                 break;
             }
             if out.capacity() > KEEP_WRITE_CAPACITY {
@@ -421,7 +414,7 @@ async fn write_side<W: AsyncWrite + Unpin>(
                 bytes = out.len(),
                 "peer is not reading its replies, closing connection"
             );
-            let _ = stream.shutdown();
+            stream.shutdown();
             break;
         }
     }

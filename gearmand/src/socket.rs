@@ -8,7 +8,13 @@
 //! returned less than asked for marks the socket drained, and the next read waits for
 //! readiness first. Nothing is missed: re-arming the (one-shot) registration reports
 //! data that arrived in between at once.
+//!
+//! A connection's reader takes its bytes through [`ReadChunk`]: a plain socket reads
+//! into its I/O thread's one scratch buffer, so an idle connection holds no read buffer
+//! at all; a TLS stream reads through a buffer of its own ([`Buffered`]).
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
@@ -17,7 +23,27 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use async_io::Async;
-use futures::io::{AsyncRead, AsyncWrite};
+use bytes::BytesMut;
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+/// Size of an I/O thread's scratch buffer: the most one read of a plain socket takes.
+const SCRATCH_LEN: usize = 64 * 1024;
+/// First read buffer of a [`Buffered`] stream.
+const MIN_READ: usize = 4 * 1024;
+/// Largest read buffer a busy [`Buffered`] stream grows to.
+const MAX_READ: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer every plain connection of this I/O thread shares. Never held
+    /// across an await: a read copies what arrived into the connection's frame buffer.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; SCRATCH_LEN]);
+}
+
+/// Where a connection's reader takes bytes from.
+pub(crate) trait ReadChunk {
+    /// Appends what one read brings to `buf`; `Ok(0)` at end of stream.
+    fn read_chunk(&mut self, buf: &mut BytesMut) -> impl Future<Output = io::Result<usize>>;
+}
 
 /// One connection's socket; clones share it (the reader and the writer each hold one).
 pub struct Socket {
@@ -27,11 +53,12 @@ pub struct Socket {
 }
 
 impl Socket {
-    /// Wraps a socket already registered with the reactor.
+    /// Wraps a socket already registered with the reactor. A new connection has sent
+    /// nothing yet, so the first read waits for readiness.
     pub fn new(stream: Async<TcpStream>) -> Socket {
         Socket {
             inner: Arc::new(stream),
-            drained: false,
+            drained: true,
         }
     }
 
@@ -49,8 +76,62 @@ impl Clone for Socket {
     fn clone(&self) -> Socket {
         Socket {
             inner: Arc::clone(&self.inner),
-            drained: false,
+            drained: self.drained,
         }
+    }
+}
+
+impl ReadChunk for Socket {
+    async fn read_chunk(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        loop {
+            if self.drained {
+                self.inner.readable().await?;
+            }
+            let read = SCRATCH.with_borrow_mut(|scratch| {
+                let n = (&mut self.inner.get_ref()).read(scratch)?;
+                buf.extend_from_slice(&scratch[..n]);
+                Ok::<_, io::Error>(n)
+            });
+            match read {
+                Ok(n) => {
+                    self.drained = n < SCRATCH_LEN;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// A stream read through a buffer of its own, which grows from 4 KiB while reads fill
+/// it (TLS: the decrypted bytes come out of the TLS layer, not the socket).
+pub struct Buffered<R> {
+    reader: R,
+    scratch: Vec<u8>,
+}
+
+impl<R> Buffered<R> {
+    pub fn new(reader: R) -> Buffered<R> {
+        Buffered {
+            reader,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> ReadChunk for Buffered<R> {
+    async fn read_chunk(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        if self.scratch.is_empty() {
+            self.scratch.resize(MIN_READ, 0);
+        }
+        let n = self.reader.read(&mut self.scratch).await?;
+        buf.extend_from_slice(&self.scratch[..n]);
+        if n == self.scratch.len() && self.scratch.len() < MAX_READ {
+            self.scratch.resize(self.scratch.len() * 2, 0);
+        }
+        Ok(n)
     }
 }
 
@@ -126,6 +207,38 @@ mod tests {
             }
             drop(client);
             assert_eq!(server.read(&mut buf).await.expect("read EOF"), 0);
+        });
+    }
+
+    /// Chunks read through the thread's scratch buffer land in the connection's own
+    /// buffer whole, also when one message is larger than the scratch buffer.
+    #[test]
+    fn chunks_append_to_the_frame_buffer() {
+        async_io::block_on(async {
+            let listener =
+                Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind loopback");
+            let addr = listener.get_ref().local_addr().expect("address");
+            let mut client = Async::<TcpStream>::connect(addr).await.expect("connect");
+            let (accepted, _) = listener.accept().await.expect("accept");
+            let mut server = Socket::new(accepted);
+            let big: Vec<u8> = (0..3 * SCRATCH_LEN + 7).map(|i| (i % 251) as u8).collect();
+            let writer = async {
+                client.write_all(&big).await.expect("write");
+                client
+            };
+            let reader = async {
+                let mut buf = BytesMut::new();
+                while buf.len() < big.len() {
+                    let n = server.read_chunk(&mut buf).await.expect("read");
+                    assert!(n > 0 && n <= SCRATCH_LEN);
+                }
+                buf
+            };
+            let (client, buf) = futures::join!(writer, reader);
+            assert_eq!(buf, big);
+            drop(client);
+            let mut rest = BytesMut::new();
+            assert_eq!(server.read_chunk(&mut rest).await.expect("EOF"), 0);
         });
     }
 }
