@@ -187,17 +187,22 @@ mod tests {
     use super::*;
     use futures::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// A loopback connection: the client's end and our socket on the server's end.
+    async fn connected() -> (Async<TcpStream>, Socket) {
+        let listener =
+            Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind loopback");
+        let addr = listener.get_ref().local_addr().expect("address");
+        let client = Async::<TcpStream>::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        (client, Socket::new(accepted))
+    }
+
     /// Messages that arrive after the socket was found drained are still read, each
     /// once, whether they come before or after the reader starts waiting.
     #[test]
     fn a_drained_socket_still_sees_every_message() {
         async_io::block_on(async {
-            let listener =
-                Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind loopback");
-            let addr = listener.get_ref().local_addr().expect("address");
-            let mut client = Async::<TcpStream>::connect(addr).await.expect("connect");
-            let (accepted, _) = listener.accept().await.expect("accept");
-            let mut server = Socket::new(accepted);
+            let (mut client, mut server) = connected().await;
             let mut buf = [0u8; 64];
             for round in 0..20u8 {
                 client.write_all(&[round; 3]).await.expect("write");
@@ -215,12 +220,7 @@ mod tests {
     #[test]
     fn chunks_append_to_the_frame_buffer() {
         async_io::block_on(async {
-            let listener =
-                Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind loopback");
-            let addr = listener.get_ref().local_addr().expect("address");
-            let mut client = Async::<TcpStream>::connect(addr).await.expect("connect");
-            let (accepted, _) = listener.accept().await.expect("accept");
-            let mut server = Socket::new(accepted);
+            let (mut client, mut server) = connected().await;
             let big: Vec<u8> = (0..3 * SCRATCH_LEN + 7).map(|i| (i % 251) as u8).collect();
             let writer = async {
                 client.write_all(&big).await.expect("write");

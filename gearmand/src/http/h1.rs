@@ -99,17 +99,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         std::mem::replace(&mut self.buf, rest)
     }
 
+    /// Reads more of a body; the end of the stream is an error there.
+    async fn fill_body(&mut self) -> Result<(), Refusal> {
+        match self.fill().await {
+            Ok(0) => Err(Refusal::silent("connection closed inside the body")),
+            Ok(_) => Ok(()),
+            Err(_) => Err(Refusal::silent("read failed")),
+        }
+    }
+
     /// Reads exactly `n` more bytes.
     async fn read_exact(&mut self, n: usize) -> Result<Vec<u8>, Refusal> {
         while self.buf.len() < n {
-            if self
-                .fill()
-                .await
-                .map_err(|_| Refusal::silent("read failed"))?
-                == 0
-            {
-                return Err(Refusal::silent("connection closed inside the body"));
-            }
+            self.fill_body().await?;
         }
         Ok(self.take(n))
     }
@@ -131,14 +133,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
                     "chunk line too long",
                 ));
             }
-            if self
-                .fill()
-                .await
-                .map_err(|_| Refusal::silent("read failed"))?
-                == 0
-            {
-                return Err(Refusal::silent("connection closed inside the body"));
-            }
+            self.fill_body().await?;
         }
     }
 }
