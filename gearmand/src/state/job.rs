@@ -96,10 +96,9 @@ struct JobExtra {
 }
 
 impl Job {
-    /// A new queued job; see the fields for the arguments.
+    /// A new queued job; see the fields for the arguments. A `unique` longer than 255
+    /// bytes is cut (submissions allow 64).
     #[allow(clippy::too_many_arguments)]
-    ///
-    /// `unique` longer than 255 bytes is cut (submissions allow 64).
     pub fn new(
         id: JobId,
         function: Bytes,
