@@ -28,6 +28,7 @@ use crate::processor::{self, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
 use crate::queue::{QueueStore, StoredJob};
+use crate::quiesce::Quiesce;
 use crate::stats::Traffic;
 use crate::system;
 
@@ -292,11 +293,11 @@ fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
             let processor = parts.processor();
             spawn("gearmand-main".into(), move || {
                 let io = io_thread::run(accepted, context);
-                block_on(run_apart(vec![
+                block_on(Quiesce::new(Box::pin(run_apart(vec![
                     accept.boxed_local(),
                     io.boxed_local(),
                     processor.boxed_local(),
-                ]))
+                ]))))
             })?;
         }
         ThreadModel::OneIo => {
@@ -305,7 +306,10 @@ fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
             let processor = parts.processor();
             spawn("gearmand-io-0".into(), move || {
                 let io = io_thread::run(accepted, context);
-                block_on(run_apart(vec![io.boxed_local(), processor.boxed_local()]))
+                block_on(Quiesce::new(Box::pin(run_apart(vec![
+                    io.boxed_local(),
+                    processor.boxed_local(),
+                ]))))
             })?;
         }
         ThreadModel::Pool(_) => {
