@@ -19,9 +19,7 @@ mod worker;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use gearman_shared::protocol::{
-    parse_u32_lenient, ErrorCode, GrabKind, JobMode, Priority, Request, Response, SubmitJob,
-};
+use gearman_shared::protocol::{ErrorCode, Request, Response};
 
 pub use admin::DropOutcome;
 pub use function::{Counters, Function};
@@ -30,7 +28,7 @@ pub use peer::{Ability, Peer, PeerInfo};
 
 use crate::acl::{Acl, AdminRight, Grants};
 use crate::event::{ConnId, Outgoing};
-use crate::queue::{self, StoreOp, StoredJob};
+use crate::queue::StoreOp;
 use job_table::JobTable;
 use outbox::Outbox;
 use unique_index::UniqueIndex;

@@ -1,7 +1,11 @@
 //! What workers report (WORK_*), forwarded to the attached clients, and the status
 //! requests of clients.
 
-use super::*;
+use bytes::Bytes;
+use gearman_shared::protocol::{parse_u32_lenient, ErrorCode, Response};
+
+use super::{submit, JobId, JobState, State, MAX_KEY_LEN};
+use crate::event::{ConnId, Outgoing};
 
 impl State {
     /// The job `handle` if `conn` is running it.

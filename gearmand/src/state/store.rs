@@ -1,7 +1,11 @@
 //! The persistent queue seen from the job model: what to write, what the write means for
 //! the waiting jobs and replies, and loading the stored jobs at start-up.
 
-use super::*;
+use gearman_shared::protocol::{ErrorCode, JobMode, Response, SubmitJob};
+
+use super::{submit, JobId, JobState, State, StoreBatch, UniqueKey};
+use crate::event::{ConnId, Outgoing};
+use crate::queue::{self, StoreOp, StoredJob};
 
 impl State {
     /// Changes for the persistent queue since the last call.

@@ -1,7 +1,12 @@
 //! Submissions: validating, coalescing onto an existing job, creating a job, and the
 //! clients attached to it.
 
-use super::*;
+use bytes::Bytes;
+use gearman_shared::protocol::{ErrorCode, JobMode, Response, SubmitJob};
+
+use super::{epoch_ms, Job, JobId, JobState, State, UniqueKey, MAX_UNIQUE_LEN};
+use crate::event::ConnId;
+use crate::queue::{self, StoreOp, StoredJob};
 
 impl State {
     pub(super) fn submit(&mut self, conn: ConnId, s: SubmitJob, now: u64) {

@@ -1,7 +1,7 @@
 //! Unit tests of the job model with an injected clock.
 
 use super::*;
-use gearman_shared::protocol::SubmitJob;
+use gearman_shared::protocol::{GrabKind, JobMode, Priority, SubmitJob};
 
 const T0: u64 = 1_800_000_000_000;
 

@@ -1,7 +1,11 @@
 //! Workers: registrations, sleeping and wake-ups, handing out jobs, and putting jobs back
 //! when a worker loses them.
 
-use super::*;
+use bytes::Bytes;
+use gearman_shared::protocol::{GrabKind, Priority, Response};
+
+use super::{submit, Ability, JobId, JobState, State, MIN_TIMEOUT_MS};
+use crate::event::{ConnId, Outgoing};
 
 impl State {
     pub(super) fn add_ability(&mut self, conn: ConnId, function: Bytes, timeout_ms: u64) {
