@@ -128,6 +128,43 @@ pub fn table_title(app: &App, name: &str, shown: usize, total: usize) -> Line<'s
     Line::from(parts)
 }
 
+/// A table panel's frame, titled with its counts. With no row to show it also draws
+/// `why()`, the reason, and returns `None`: the panel is done.
+pub fn panel_frame(
+    app: &App,
+    name: &str,
+    shown: usize,
+    total: usize,
+    why: impl FnOnce() -> &'static str,
+    area: Rect,
+    buf: &mut Buffer,
+) -> Option<ratatui::widgets::Block<'static>> {
+    use ratatui::widgets::{Block, Borders, Paragraph};
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .title(table_title(app, name, shown, total));
+    if shown > 0 {
+        return Some(block);
+    }
+    Paragraph::new(Line::styled(why(), DIM))
+        .block(block)
+        .render(area, buf);
+    None
+}
+
+/// A table's column widths, after the server column when several servers are shown.
+pub fn panel_widths(app: &App, columns: &[Constraint]) -> Vec<Constraint> {
+    let server = app.multi_server().then_some(Constraint::Length(21));
+    server.into_iter().chain(columns.iter().copied()).collect()
+}
+
+/// The server column's cell of a row that came from server number `server`.
+pub fn server_cell(app: &App, server: usize) -> String {
+    app.servers
+        .get(server)
+        .map_or(String::new(), |s| s.addr.clone())
+}
+
 /// Draws a panel's table: the header with the sort marker, the rows, an optional footer,
 /// scrolled so that the panel's selection shows.
 #[allow(clippy::too_many_arguments)]

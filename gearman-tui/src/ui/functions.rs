@@ -4,10 +4,9 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Widget};
+use ratatui::widgets::{Cell, Row};
 
-use super::{age, rate, render_panel_table, table_title, ALERT, DIM};
+use super::{age, panel_frame, panel_widths, rate, render_panel_table, server_cell, ALERT, DIM};
 use crate::app::{App, FunctionView, Panel};
 
 /// Draws the panel.
@@ -19,42 +18,34 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .filter_map(|s| s.live())
         .map(|s| s.functions.len())
         .sum();
-    let block =
-        Block::new()
-            .borders(Borders::ALL)
-            .title(table_title(app, "Functions", rows.len(), total));
-    if rows.is_empty() {
-        let text = if app.servers.iter().all(|s| s.live().is_none()) {
+    let why = || {
+        if app.servers.iter().all(|s| s.live().is_none()) {
             "No server is answering yet."
         } else if total == 0 {
             "No functions registered: no worker has connected and no job was submitted."
         } else {
             "No function matches the filter (Esc clears it; i shows idle rows)."
-        };
-        Paragraph::new(Line::styled(text, DIM))
-            .block(block)
-            .render(area, buf);
+        }
+    };
+    let Some(block) = panel_frame(app, "Functions", rows.len(), total, why, area, buf) else {
         return;
-    }
-
+    };
     let multi = app.multi_server();
-    let mut widths = Vec::new();
-    if multi {
-        widths.push(Constraint::Length(21));
-    }
-    widths.extend([
-        Constraint::Min(16),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(7),
-        Constraint::Length(8),
-    ]);
-
+    let widths = panel_widths(
+        app,
+        &[
+            Constraint::Min(16),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(7),
+            Constraint::Length(8),
+        ],
+    );
     let body: Vec<Row<'_>> = rows.iter().map(|v| row(app, v, multi)).collect();
     let footer = totals_row(&rows, multi);
     render_panel_table(
@@ -81,11 +72,7 @@ fn row<'a>(app: &App, v: &FunctionView<'a>, multi: bool) -> Row<'a> {
     let prio = |i: usize| f.priority.map_or("-".to_string(), |p| p[i].to_string());
     let mut cells = Vec::new();
     if multi {
-        cells.push(Cell::from(
-            app.servers
-                .get(v.server)
-                .map_or(String::new(), |s| s.addr.clone()),
-        ));
+        cells.push(Cell::from(server_cell(app, v.server)));
     }
     let workers = Cell::from(f.workers.to_string());
     cells.extend([

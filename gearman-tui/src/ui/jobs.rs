@@ -4,10 +4,9 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Widget};
+use ratatui::widgets::Row;
 
-use super::{age, render_panel_table, table_title, DIM};
+use super::{age, panel_frame, panel_widths, render_panel_table, server_cell, DIM};
 use crate::app::{App, Panel};
 
 /// Draws the panel.
@@ -19,12 +18,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .filter_map(|s| s.jobs.as_ref())
         .map(Vec::len)
         .sum();
-    let block =
-        Block::new()
-            .borders(Borders::ALL)
-            .title(table_title(app, "Jobs", rows.len(), total));
-    if rows.is_empty() {
-        let text = if live.is_empty() {
+    let why = || {
+        if live.is_empty() {
             "No server is answering yet."
         } else if live.iter().all(|s| s.jobs.is_none()) {
             "`show jobs` is not polled (--no-jobs) or not answered by the server."
@@ -32,35 +27,29 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
             "No jobs."
         } else {
             "No job matches the filter (Esc clears it)."
-        };
-        Paragraph::new(Line::styled(text, DIM))
-            .block(block)
-            .render(area, buf);
+        }
+    };
+    let Some(block) = panel_frame(app, "Jobs", rows.len(), total, why, area, buf) else {
         return;
-    }
+    };
     let multi = app.multi_server();
-    let mut widths = Vec::new();
-    if multi {
-        widths.push(Constraint::Length(21));
-    }
-    widths.extend([
-        Constraint::Min(20),
-        Constraint::Length(8),
-        Constraint::Length(8),
-        Constraint::Length(11),
-        Constraint::Length(9),
-    ]);
+    let widths = panel_widths(
+        app,
+        &[
+            Constraint::Min(20),
+            Constraint::Length(8),
+            Constraint::Length(8),
+            Constraint::Length(11),
+            Constraint::Length(9),
+        ],
+    );
     let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
     let body: Vec<Row<'_>> = rows
         .iter()
         .map(|v| {
             let mut cells = Vec::new();
             if multi {
-                cells.push(
-                    app.servers
-                        .get(v.server)
-                        .map_or(String::new(), |s| s.addr.clone()),
-                );
+                cells.push(server_cell(app, v.server));
             }
             cells.extend([
                 v.row.handle.clone(),

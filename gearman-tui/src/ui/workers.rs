@@ -3,10 +3,9 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Widget};
+use ratatui::widgets::Row;
 
-use super::{render_panel_table, table_title, DIM};
+use super::{panel_frame, panel_widths, render_panel_table, server_cell, DIM};
 use crate::app::{App, Panel};
 
 /// Draws the panel.
@@ -18,44 +17,32 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
         .filter_map(|s| s.live())
         .map(|s| s.workers.len())
         .sum();
-    let block = Block::new().borders(Borders::ALL).title(table_title(
-        app,
-        "Connections",
-        rows.len(),
-        total,
-    ));
-    if rows.is_empty() {
-        let text = if app.servers.iter().all(|s| s.live().is_none()) {
+    let why = || {
+        if app.servers.iter().all(|s| s.live().is_none()) {
             "No server is answering yet."
         } else {
             "No connection matches (Esc clears the filter; i shows connections without functions)."
-        };
-        Paragraph::new(Line::styled(text, DIM))
-            .block(block)
-            .render(area, buf);
+        }
+    };
+    let Some(block) = panel_frame(app, "Connections", rows.len(), total, why, area, buf) else {
         return;
-    }
+    };
     let multi = app.multi_server();
-    let mut widths = Vec::new();
-    if multi {
-        widths.push(Constraint::Length(21));
-    }
-    widths.extend([
-        Constraint::Length(6),
-        Constraint::Length(16),
-        Constraint::Length(20),
-        Constraint::Min(20),
-    ]);
+    let widths = panel_widths(
+        app,
+        &[
+            Constraint::Length(6),
+            Constraint::Length(16),
+            Constraint::Length(20),
+            Constraint::Min(20),
+        ],
+    );
     let body: Vec<Row<'_>> = rows
         .iter()
         .map(|v| {
             let mut cells = Vec::new();
             if multi {
-                cells.push(
-                    app.servers
-                        .get(v.server)
-                        .map_or(String::new(), |s| s.addr.clone()),
-                );
+                cells.push(server_cell(app, v.server));
             }
             cells.extend([
                 v.row.fd.to_string(),
