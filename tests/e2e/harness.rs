@@ -16,6 +16,7 @@ use std::sync::{mpsc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::server_process::ServerProcess;
 use bytes::Bytes;
 use gearman_shared::connection::{Connection, ConnectionError};
 use gearman_shared::protocol::{
@@ -104,11 +105,11 @@ fn check_fresh(bin: &Path) {
     }
 }
 
-fn wait_ready(child: &mut Child, port: u16) -> Result<(), String> {
+fn wait_ready(process: &mut ServerProcess, port: u16) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = process.exit_status() {
             return Err(format!("server exited early with {status}"));
         }
         if echo_answered(addr) {
@@ -148,7 +149,7 @@ static SERVER_SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// A running `gearmand`; killed when dropped.
 pub struct Server {
-    child: Child,
+    process: ServerProcess,
     port: u16,
     dir: PathBuf,
 }
@@ -196,20 +197,12 @@ impl Server {
                 cmd.arg("--verbose").arg(level);
             }
             cmd.args(args);
-            let log = fs::File::create(dir.join("server.log")).expect("create server.log");
-            cmd.stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup log file"))
-                .stderr(log);
-            let mut child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
-            match wait_ready(&mut child, port) {
-                Ok(()) => return Server { child, port, dir },
+            let mut process = ServerProcess::spawn(cmd, dir.join("server.log"));
+            match wait_ready(&mut process, port) {
+                Ok(()) => return Server { process, port, dir },
                 Err(why) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let log = fs::read(dir.join("server.log")).unwrap_or_default();
-                    last_log = format!("{why}\n--- server log:\n{}", String::from_utf8_lossy(&log));
+                    process.stop("gearmand");
+                    last_log = format!("{why}\n--- server log:\n{}", process.log());
                 }
             }
         }
@@ -233,7 +226,7 @@ impl Server {
 
     /// The server's process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// A new connection with bounded reads.
@@ -243,47 +236,27 @@ impl Server {
 
     /// What the server has logged so far.
     pub fn log(&self) -> String {
-        fs::read(self.dir.join("server.log"))
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
+        self.process.log()
     }
 
     /// Whether the process has exited (and how).
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        self.process.exit_status()
     }
 
     /// Sends a signal (`TERM`, `USR1`, ...) to the server process.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg("-s")
-            .arg(name)
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s {name} failed");
+        self.process.signal(name);
     }
 
     /// Waits at most `limit` for the process to exit.
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.try_exit_status() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server still running after {limit:?}"
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        self.process.wait_exit(limit)
     }
 
     /// Asserts the process is still running: a crash must not pass as "connection closed".
     pub fn assert_alive(&mut self) {
-        if let Some(status) = self.try_exit_status() {
-            panic!("server died with {status}\n--- server log:\n{}", self.log());
-        }
+        self.process.assert_alive();
     }
 
     /// Asserts the server still serves a fresh connection normally.
@@ -297,21 +270,8 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            let log = self.log();
-            let tail: String = if log.len() > 8000 {
-                log[log.len() - 8000..].to_string()
-            } else {
-                log
-            };
-            eprintln!(
-                "--- gearmand log (port {}, {}):\n{tail}",
-                self.port,
-                self.dir.display()
-            );
-        }
+        // Before the log's directory goes.
+        self.process.stop(&format!("gearmand (port {})", self.port));
         let _ = fs::remove_dir_all(&self.dir);
     }
 }

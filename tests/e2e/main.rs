@@ -9,6 +9,7 @@
 //! - everything else must pass against both servers.
 
 mod harness;
+mod server_process;
 
 mod admin;
 mod bad_input;

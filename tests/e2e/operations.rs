@@ -10,7 +10,7 @@ use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread;
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use gearman_shared::protocol::Response;
 
 use crate::harness::{b, gearmand_bin, wait_until, ChildGuard, Client, Server};
+use crate::server_process::ServerProcess;
 
 /// How long a server gets to answer its first ECHO.
 const START_LIMIT: Duration = Duration::from_secs(10);
@@ -166,33 +167,23 @@ fn assert_fails_with(args: &[&str], out: &Output, stderr: &str) {
 
 /// A running gearmand started by a test; killed when dropped.
 struct Proc {
-    child: Child,
+    process: ServerProcess,
     /// Where it listens (connect here).
     addr: SocketAddr,
-    stderr: PathBuf,
 }
 
 impl Proc {
-    /// Starts gearmand with exactly `args` and extra environment, its stdout and stderr going
-    /// to files in `dir`, and waits until `addr` answers ECHO.
+    /// Starts gearmand with exactly `args` and extra environment, its output going to a
+    /// file in `dir`, and waits until `addr` answers ECHO.
     fn spawn(dir: &Scratch, args: &[String], env: &[(&str, String)], addr: SocketAddr) -> Proc {
-        let stdout = dir.path("stdout");
-        let stderr = dir.path("stderr");
         let mut cmd = command();
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout).expect("create stdout file"))
-            .stderr(fs::File::create(&stderr).expect("create stderr file"));
+        cmd.args(args);
         for (key, value) in env {
             cmd.env(key, value);
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn gearmand {}: {e}", args.join(" ")));
         let mut proc = Proc {
-            child,
+            process: ServerProcess::spawn(cmd, dir.path("output")),
             addr,
-            stderr,
         };
         let deadline = Instant::now() + START_LIMIT;
         while !answers_echo(addr) {
@@ -200,14 +191,14 @@ impl Proc {
                 panic!(
                     "gearmand {} exited with {status} before serving:\n{}",
                     args.join(" "),
-                    proc.stderr_text()
+                    proc.output()
                 );
             }
             assert!(
                 Instant::now() < deadline,
                 "gearmand {} did not answer ECHO on {addr} within {START_LIMIT:?}:\n{}",
                 args.join(" "),
-                proc.stderr_text()
+                proc.output()
             );
             thread::sleep(Duration::from_millis(20));
         }
@@ -242,54 +233,32 @@ impl Proc {
     }
 
     fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     fn connect(&self) -> Client {
         Client::connect(self.addr)
     }
 
-    fn stderr_text(&self) -> String {
-        fs::read(&self.stderr).map(|b| text(&b)).unwrap_or_default()
+    /// What it wrote to stdout and stderr.
+    fn output(&self) -> String {
+        self.process.log()
     }
 
     fn exit_status(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        self.process.exit_status()
     }
 
     fn signal(&self, name: &str) {
-        send_signal(self.pid(), name);
+        self.process.signal(name);
     }
 
     fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.exit_status() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "gearmand still running after {limit:?}:\n{}",
-                self.stderr_text()
-            );
-            thread::sleep(Duration::from_millis(20));
-        }
+        self.process.wait_exit(limit)
     }
 
     fn assert_alive(&mut self) {
-        if let Some(status) = self.exit_status() {
-            panic!("gearmand exited with {status}:\n{}", self.stderr_text());
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!("--- gearmand stderr:\n{}", self.stderr_text());
-        }
+        self.process.assert_alive();
     }
 }
 

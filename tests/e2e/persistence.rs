@@ -12,7 +12,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -28,6 +28,7 @@ use rusqlite::types::ValueRef;
 use crate::harness::{
     b, bg_job, esc, gearmand_bin, h, is_timeout, job, show, wait_until, ChildGuard, Client, PREFIX,
 };
+use crate::server_process::{self, ServerProcess};
 
 const C_GEARMAND: &str = "/usr/sbin/gearmand";
 const C_GEARMAN: &str = "/usr/bin/gearman";
@@ -98,9 +99,10 @@ enum Flavor {
 
 /// A server process of either flavor; SIGKILLed when dropped.
 struct Daemon {
-    child: Child,
+    process: ServerProcess,
     port: u16,
-    logs: Vec<PathBuf>,
+    /// The C server's log file, beside the output the process writes.
+    c_log: Option<PathBuf>,
     flavor: Flavor,
 }
 
@@ -149,29 +151,22 @@ impl Daemon {
                 .arg(port.to_string())
                 .arg("-P")
                 .arg(dir.join(&format!("{tag}.pid")));
-            let mut logs = vec![out.clone()];
-            match flavor {
+            let c_log = match flavor {
                 Flavor::Ours => {
                     cmd.args(["-l", "stderr", "--job-handle-prefix", PREFIX]);
+                    None
                 }
                 Flavor::C => {
                     let log = dir.join(&format!("{tag}.log"));
                     cmd.arg("-l").arg(&log).args(["--verbose", "INFO"]);
-                    logs.push(log);
+                    Some(log)
                 }
-            }
+            };
             cmd.args(args);
-            let file = fs::File::create(&out).expect("create the server's output file");
-            cmd.stdin(Stdio::null())
-                .stdout(file.try_clone().expect("dup output file"))
-                .stderr(file);
-            let child = cmd
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
             let mut daemon = Daemon {
-                child,
+                process: ServerProcess::spawn(cmd, out),
                 port,
-                logs,
+                c_log,
                 flavor,
             };
             match daemon.wait_ready() {
@@ -190,13 +185,13 @@ impl Daemon {
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + START_LIMIT;
         loop {
-            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+            if let Some(status) = self.process.exit_status() {
                 return Err(format!("server exited early with {status}"));
             }
             if TcpStream::connect_timeout(&self.addr(), Duration::from_millis(200)).is_ok() {
                 let reply = self.connect().admin("getpid");
                 let pid = reply.trim().strip_prefix("OK ").unwrap_or(reply.trim());
-                if pid == self.child.id().to_string() {
+                if pid == self.process.pid().to_string() {
                     return Ok(());
                 }
                 return Err(format!(
@@ -219,51 +214,36 @@ impl Daemon {
         Client::connect(self.addr())
     }
 
+    /// What the process wrote, then the C server's log file.
     fn log(&self) -> String {
-        self.logs
-            .iter()
-            .map(|p| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned())
-            .collect::<Vec<_>>()
-            .join("\n")
+        let mut log = self.process.log();
+        if let Some(c_log) = &self.c_log {
+            log.push('\n');
+            log.push_str(&String::from_utf8_lossy(
+                &fs::read(c_log).unwrap_or_default(),
+            ));
+        }
+        log
     }
 
     fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{:?} server still running {limit:?} after being told to stop\n--- log:\n{}",
-                self.flavor,
-                self.log()
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        self.process.wait_exit(limit)
     }
 
     /// SIGKILL, sent directly (no helper process), and reaped.
     fn kill(&mut self) {
-        self.child.kill().expect("SIGKILL the server");
-        self.wait_exit(EXIT_LIMIT);
+        self.process.sigkill(EXIT_LIMIT);
     }
 
     /// SIGTERM, then wait for a clean exit.
     fn terminate(&mut self) -> ExitStatus {
-        let status = Command::new("kill")
-            .arg("-s")
-            .arg("TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s TERM failed");
+        self.process.signal("TERM");
         self.wait_exit(EXIT_LIMIT)
     }
 
     /// Fails the test if the process died.
     fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
+        if let Some(status) = self.process.exit_status() {
             panic!("server died with {status}\n--- log:\n{}", self.log());
         }
     }
@@ -271,15 +251,11 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            let log = self.log();
-            let tail = &log[log.len().saturating_sub(6000)..];
-            eprintln!(
-                "--- {:?} gearmand log (port {}):\n{tail}",
-                self.flavor, self.port
-            );
+        let label = format!("{:?} gearmand (port {})", self.flavor, self.port);
+        self.process.stop(&label);
+        if let (true, Some(c_log)) = (thread::panicking(), &self.c_log) {
+            let text = String::from_utf8_lossy(&fs::read(c_log).unwrap_or_default()).into_owned();
+            eprintln!("--- its log file:\n{}", server_process::tail(&text));
         }
     }
 }

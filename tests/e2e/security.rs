@@ -13,7 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::thread;
@@ -30,6 +30,7 @@ use rcgen::{
 };
 
 use crate::harness::{self, b, wait_until, ChildGuard, Server, TIMEOUT};
+use crate::server_process::ServerProcess;
 
 static SEQ: AtomicUsize = AtomicUsize::new(0);
 
@@ -211,7 +212,7 @@ impl Drop for Pki {
 /// A running `gearmand` (killed when dropped) listening on `listen`, logging at INFO.
 /// Unlike `harness::Server` it can listen on 0.0.0.0 and wait for readiness over TLS.
 struct Gearmand {
-    child: Child,
+    process: ServerProcess,
     port: u16,
     dir: PathBuf,
 }
@@ -224,23 +225,16 @@ impl Gearmand {
         let mut last = String::new();
         for _attempt in 0..3 {
             let port = free_port();
-            let log = fs::File::create(dir.join("server.log")).expect("create server.log");
-            let mut child = Command::new(&bin)
-                .args(["-L", listen, "-p", &port.to_string(), "-l", "stderr"])
+            let mut cmd = Command::new(&bin);
+            cmd.args(["-L", listen, "-p", &port.to_string(), "-l", "stderr"])
                 .args(["--verbose", "INFO", "--job-handle-prefix", harness::PREFIX])
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("dup log file"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", bin.display()));
-            match wait_ready(&mut child, port, probe) {
-                Ok(()) => return Gearmand { child, port, dir },
+                .args(args);
+            let mut process = ServerProcess::spawn(cmd, dir.join("server.log"));
+            match wait_ready(&mut process, port, probe) {
+                Ok(()) => return Gearmand { process, port, dir },
                 Err(why) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    let log = fs::read(dir.join("server.log")).unwrap_or_default();
-                    last = format!("{why}\n--- server log:\n{}", String::from_utf8_lossy(&log));
+                    process.stop("gearmand");
+                    last = format!("{why}\n--- server log:\n{}", process.log());
                 }
             }
         }
@@ -258,9 +252,7 @@ impl Gearmand {
     }
 
     fn log(&self) -> String {
-        fs::read(self.dir.join("server.log"))
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-            .unwrap_or_default()
+        self.process.log()
     }
 
     /// How many log lines contain `needle`.
@@ -276,41 +268,31 @@ impl Gearmand {
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -s {name} failed");
+        self.process.signal(name);
     }
 
     fn assert_alive(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("server died with {status}\n--- server log:\n{}", self.log());
-        }
+        self.process.assert_alive();
     }
 }
 
 impl Drop for Gearmand {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            let log = self.log();
-            let start = log.len().saturating_sub(8000);
-            let start = (start..log.len())
-                .find(|&i| log.is_char_boundary(i))
-                .unwrap_or(0);
-            eprintln!("--- gearmand log (port {}):\n{}", self.port, &log[start..]);
-        }
+        // Before the log's directory goes.
+        self.process.stop(&format!("gearmand (port {})", self.port));
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
 
-fn wait_ready(child: &mut Child, port: u16, probe: Option<&TlsOptions>) -> Result<(), String> {
+fn wait_ready(
+    process: &mut ServerProcess,
+    port: u16,
+    probe: Option<&TlsOptions>,
+) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+        if let Some(status) = process.exit_status() {
             return Err(format!("server exited early with {status}"));
         }
         let conn = match probe {
