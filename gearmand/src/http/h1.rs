@@ -25,6 +25,8 @@ const MAX_HEADERS: usize = 64;
 const MAX_CHUNK_LINE: usize = 1024;
 /// Read granularity.
 const READ_SIZE: usize = 8 * 1024;
+/// A buffer this short is parsed before its head is complete, to refuse non-HTTP early.
+const EARLY_PARSE: usize = 1024;
 
 /// What one connection may cost.
 #[derive(Clone, Copy, Debug)]
@@ -81,16 +83,24 @@ struct Parsed {
 struct Wire<S> {
     stream: S,
     buf: Vec<u8>,
+    /// Where reads land before they join `buf`: zeroed once, not before every read.
+    scratch: Vec<u8>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
+    fn new(stream: S) -> Wire<S> {
+        Wire {
+            stream,
+            buf: Vec::new(),
+            scratch: vec![0; READ_SIZE],
+        }
+    }
+
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     async fn fill(&mut self) -> io::Result<usize> {
-        let start = self.buf.len();
-        self.buf.resize(start + READ_SIZE, 0);
-        let read = self.stream.read(&mut self.buf[start..]).await;
-        self.buf.truncate(start + *read.as_ref().unwrap_or(&0));
-        read
+        let n = self.stream.read(&mut self.scratch).await?;
+        self.buf.extend_from_slice(&self.scratch[..n]);
+        Ok(n)
     }
 
     /// Removes and returns the first `n` buffered bytes.
@@ -146,10 +156,7 @@ where
     F: FnMut(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
-    let mut wire = Wire {
-        stream,
-        buf: Vec::new(),
-    };
+    let mut wire = Wire::new(stream);
     loop {
         let head = async_std::future::timeout(limits.head_timeout, read_head(&mut wire));
         let parsed = match head.await {
@@ -240,6 +247,8 @@ impl Head {
 async fn read_head<S: AsyncRead + AsyncWrite + Unpin>(
     wire: &mut Wire<S>,
 ) -> Result<Option<Head>, Refusal> {
+    // How much of the buffer was searched for the end of the head.
+    let mut scanned = 0;
     loop {
         // Blank lines before a request line are to be ignored (RFC 9112 §2.2).
         let blank = wire.buf.iter().take_while(|&&b| b == b'\r' || b == b'\n');
@@ -247,7 +256,12 @@ async fn read_head<S: AsyncRead + AsyncWrite + Unpin>(
         if blank > 0 {
             wire.take(blank);
         }
-        if !wire.buf.is_empty() {
+        // A head arriving in small pieces is parsed once it is complete, not at every
+        // piece (that would cost quadratic time); a short buffer is parsed at once so
+        // that what is not HTTP at all gets its 400 without waiting.
+        let complete = head_end(&wire.buf, scanned).is_some() || wire.buf.len() <= EARLY_PARSE;
+        scanned = wire.buf.len();
+        if !wire.buf.is_empty() && complete {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut request = httparse::Request::new(&mut headers);
             match request.parse(&wire.buf) {
@@ -284,6 +298,20 @@ async fn read_head<S: AsyncRead + AsyncWrite + Unpin>(
             Err(_) => return Err(Refusal::silent("read failed")),
         }
     }
+}
+
+/// Where the blank line that ends a head is (CRLF CRLF, or bare LFs), searching `buf`
+/// from a little before `from`, where the previous search stopped.
+fn head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(3);
+    let tail = buf.get(start..)?;
+    let lf_lf = tail.windows(2).position(|w| w == b"\n\n");
+    let crlf_crlf = tail.windows(3).position(|w| w == b"\n\r\n");
+    lf_lf
+        .into_iter()
+        .chain(crlf_crlf)
+        .min()
+        .map(|at| start + at)
 }
 
 /// Checks a complete head and turns it into typed parts.
@@ -559,6 +587,90 @@ mod tests {
         assert_eq!(url.path(), "/f");
         assert!(target_url("*").is_none());
         assert!(target_url("ftp://x/f").is_none());
+    }
+
+    #[test]
+    fn head_ends_are_found_across_pieces() {
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\n", 0), Some(21));
+        assert_eq!(head_end(b"GET / HTTP/1.0\n\n", 0), Some(14));
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
+        // The previous search ended in the middle of the blank line.
+        assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\n", 17), Some(15));
+    }
+
+    /// A head sent a byte at a time is still answered (parsed once, when complete).
+    #[test]
+    fn a_head_in_one_byte_pieces_is_answered() {
+        let request = b"POST /f HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
+        let stream = OneByte(request.to_vec(), 0, Vec::new());
+        let mut stream = stream;
+        let limits = Limits {
+            max_body: 100,
+            head_timeout: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(5),
+        };
+        let addresses = Addresses {
+            peer: None,
+            local: None,
+        };
+        async_std::task::block_on(serve(
+            &mut stream,
+            addresses,
+            limits,
+            |mut req| async move {
+                let body = req.body_bytes().await.unwrap_or_default();
+                let mut response = Response::new(StatusCode::Ok);
+                response.set_body(body);
+                response
+            },
+        ));
+        let out = String::from_utf8_lossy(&stream.2).into_owned();
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\nhi"), "{out}");
+    }
+
+    /// Gives its input one byte per read; records what is written.
+    struct OneByte(Vec<u8>, usize, Vec<u8>);
+
+    impl AsyncRead for OneByte {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            let at = self.1;
+            let n = usize::from(at < self.0.len() && !buf.is_empty());
+            if n == 1 {
+                buf[0] = self.0[at];
+                self.1 += 1;
+            }
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    impl AsyncWrite for OneByte {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            self.2.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
     }
 
     #[test]
