@@ -92,6 +92,11 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
             if !name.starts_with(head) {
                 return false;
             }
+            // A trailing star matches whatever is left (and `*` alone, every name: what
+            // every request is checked against when no ACL is in force).
+            if tail.is_empty() {
+                return true;
+            }
             let rest = &name[head.len()..];
             (0..=rest.len()).any(|i| glob(tail, &rest[i..]))
         }

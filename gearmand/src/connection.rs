@@ -364,7 +364,9 @@ async fn write_side<W: AsyncWrite + Unpin>(
             if out.capacity() > KEEP_WRITE_CAPACITY {
                 out = BytesMut::new();
             }
-            let Ok(batch) = replies.recv().await else {
+            // `next()` keeps its listener in the receiver between waits; a fresh
+            // `recv()` would register and drop one for every batch.
+            let Some(batch) = replies.next().await else {
                 return;
             };
             closing = matches!(encode_batch(batch, &mut out), Next::Close);
@@ -419,5 +421,5 @@ async fn write_side<W: AsyncWrite + Unpin>(
         }
     }
     // Discard whatever still arrives until the processing thread lets go of us.
-    while replies.recv().await.is_ok() {}
+    while replies.next().await.is_some() {}
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_std::channel::{Receiver, Sender};
+use futures::StreamExt;
 
 use crate::acl::Acl;
 use crate::config::ShutdownAccess;
@@ -74,7 +75,7 @@ pub fn now_ms() -> u64 {
 /// shutdown begins.
 pub async fn run(setup: Setup) -> Exit {
     let Setup {
-        events,
+        mut events,
         config,
         info,
         stop_accepting,
@@ -102,11 +103,12 @@ pub async fn run(setup: Setup) -> Exit {
     };
     let exit = loop {
         let first = match processor.state.next_deadline() {
-            None => events.recv().await.ok(),
+            // `next()` keeps its listener in the receiver between waits.
+            None => events.next().await,
             Some(deadline) => {
                 let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
-                match async_std::future::timeout(wait, events.recv()).await {
-                    Ok(event) => event.ok(),
+                match async_std::future::timeout(wait, events.next()).await {
+                    Ok(event) => event,
                     Err(_) => {
                         processor.finish_batch();
                         continue;

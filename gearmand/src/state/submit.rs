@@ -219,9 +219,10 @@ impl State {
 /// The handle of job `id` under `prefix`: `<prefix>:<n>`. A free function so it can be
 /// called while a job of the table is borrowed.
 pub(super) fn handle_for(prefix: &[u8], id: JobId) -> Bytes {
+    use std::io::Write;
     let mut handle = Vec::with_capacity(prefix.len() + 21);
     handle.extend_from_slice(prefix);
-    handle.push(b':');
-    handle.extend_from_slice(id.0.to_string().as_bytes());
+    // Writing into a Vec cannot fail; formatted in place, without a String.
+    let _ = write!(handle, ":{}", id.0);
     Bytes::from(handle)
 }
