@@ -598,81 +598,6 @@ mod tests {
         assert_eq!(head_end(b"GET / HTTP/1.1\r\n\r\n", 17), Some(15));
     }
 
-    /// A head sent a byte at a time is still answered (parsed once, when complete).
-    #[test]
-    fn a_head_in_one_byte_pieces_is_answered() {
-        let request = b"POST /f HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi";
-        let stream = OneByte(request.to_vec(), 0, Vec::new());
-        let mut stream = stream;
-        let limits = Limits {
-            max_body: 100,
-            head_timeout: Duration::from_secs(5),
-            body_timeout: Duration::from_secs(5),
-        };
-        let addresses = Addresses {
-            peer: None,
-            local: None,
-        };
-        async_std::task::block_on(serve(
-            &mut stream,
-            addresses,
-            limits,
-            |mut req| async move {
-                let body = req.body_bytes().await.unwrap_or_default();
-                let mut response = Response::new(StatusCode::Ok);
-                response.set_body(body);
-                response
-            },
-        ));
-        let out = String::from_utf8_lossy(&stream.2).into_owned();
-        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
-        assert!(out.ends_with("\r\n\r\nhi"), "{out}");
-    }
-
-    /// Gives its input one byte per read; records what is written.
-    struct OneByte(Vec<u8>, usize, Vec<u8>);
-
-    impl AsyncRead for OneByte {
-        fn poll_read(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &mut [u8],
-        ) -> std::task::Poll<io::Result<usize>> {
-            let at = self.1;
-            let n = usize::from(at < self.0.len() && !buf.is_empty());
-            if n == 1 {
-                buf[0] = self.0[at];
-                self.1 += 1;
-            }
-            std::task::Poll::Ready(Ok(n))
-        }
-    }
-
-    impl AsyncWrite for OneByte {
-        fn poll_write(
-            mut self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-            buf: &[u8],
-        ) -> std::task::Poll<io::Result<usize>> {
-            self.2.extend_from_slice(buf);
-            std::task::Poll::Ready(Ok(buf.len()))
-        }
-
-        fn poll_flush(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-
-        fn poll_close(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<io::Result<()>> {
-            std::task::Poll::Ready(Ok(()))
-        }
-    }
-
     #[test]
     fn chunk_sizes() {
         assert_eq!(chunk_size(b"1a"), Some(26));
@@ -683,9 +608,16 @@ mod tests {
     }
 
     fn serve_bytes(input: &[u8], max_body: usize) -> String {
-        let stream = futures::io::Cursor::new(input.to_vec());
-        let mut stream = Duplex {
-            input: stream,
+        serve_in_pieces(input, usize::MAX, max_body)
+    }
+
+    /// Serves `input` handed over at most `piece` bytes per read, answering each request
+    /// with `<method> <path> <body length>`; returns what was written.
+    fn serve_in_pieces(input: &[u8], piece: usize, max_body: usize) -> String {
+        let mut stream = Scripted {
+            input: input.to_vec(),
+            at: 0,
+            piece,
             output: Vec::new(),
         };
         let limits = Limits {
@@ -716,23 +648,28 @@ mod tests {
         String::from_utf8_lossy(&stream.output).into_owned()
     }
 
-    /// Reads from a fixed input, records what is written.
-    struct Duplex {
-        input: futures::io::Cursor<Vec<u8>>,
+    /// Reads from a fixed input, `piece` bytes at most per read; records what is written.
+    struct Scripted {
+        input: Vec<u8>,
+        at: usize,
+        piece: usize,
         output: Vec<u8>,
     }
 
-    impl AsyncRead for Duplex {
+    impl AsyncRead for Scripted {
         fn poll_read(
             mut self: std::pin::Pin<&mut Self>,
-            cx: &mut std::task::Context<'_>,
+            _: &mut std::task::Context<'_>,
             buf: &mut [u8],
         ) -> std::task::Poll<io::Result<usize>> {
-            std::pin::Pin::new(&mut self.input).poll_read(cx, buf)
+            let n = buf.len().min(self.piece).min(self.input.len() - self.at);
+            buf[..n].copy_from_slice(&self.input[self.at..self.at + n]);
+            self.at += n;
+            std::task::Poll::Ready(Ok(n))
         }
     }
 
-    impl AsyncWrite for Duplex {
+    impl AsyncWrite for Scripted {
         fn poll_write(
             mut self: std::pin::Pin<&mut Self>,
             _: &mut std::task::Context<'_>,
@@ -755,6 +692,14 @@ mod tests {
         ) -> std::task::Poll<io::Result<()>> {
             std::task::Poll::Ready(Ok(()))
         }
+    }
+
+    /// A head sent a byte at a time is still answered (parsed once, when complete).
+    #[test]
+    fn a_head_in_one_byte_pieces_is_answered() {
+        let out = serve_in_pieces(b"POST /f HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 1, 100);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+        assert!(out.ends_with("\r\n\r\nPOST /f 2"), "{out}");
     }
 
     #[test]
