@@ -2,7 +2,6 @@
 //! [`Incoming`] items for the processing thread, the writer encodes what comes back.
 
 use std::future::Future;
-use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -11,7 +10,6 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use async_io::Async;
 use async_std::channel::{Receiver, Sender};
 use bytes::{Buf, BytesMut};
 use futures::future::LocalBoxFuture;
@@ -118,8 +116,14 @@ impl Drop for Open {
 
 /// Sets up one connection (TLS handshake, registration with the processing thread);
 /// the task ends by handing over the connection's reader and writer.
-pub fn serve(stream: Async<TcpStream>, conn: ConnId, context: Context, slot: Slot) -> Task {
-    Task::new(set_up(Socket::new(stream), conn, context, slot))
+pub fn serve(stream: mio::net::TcpStream, conn: ConnId, context: Context, slot: Slot) -> Task {
+    match Socket::new(stream) {
+        Ok(stream) => Task::new(set_up(stream, conn, context, slot)),
+        Err(e) => {
+            tracing::error!(conn = conn.0, error = %e, "cannot register a connection, closing it");
+            Task::new(async { Vec::new() })
+        }
+    }
 }
 
 async fn set_up(stream: Socket, conn: ConnId, context: Context, slot: Slot) -> Vec<Task> {

@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use async_io::Async;
 use async_std::channel::Receiver;
 use futures::stream::{FuturesUnordered, StreamExt};
 
@@ -13,7 +12,7 @@ use crate::event::ConnId;
 
 /// A socket accepted by the listener, on its way to an I/O thread, with its place in
 /// the connection count (given back when the connection ends).
-pub type NewConnection = (ConnId, Async<std::net::TcpStream>, Slot);
+pub type NewConnection = (ConnId, mio::net::TcpStream, Slot);
 
 /// One counted connection; dropping it frees the place.
 pub struct Slot(Arc<AtomicUsize>);

@@ -15,7 +15,7 @@ pub mod listener;
 pub mod logging;
 pub mod processor;
 pub mod queue;
-pub mod quiesce;
+pub mod reactor;
 pub mod server;
 pub mod socket;
 pub mod state;

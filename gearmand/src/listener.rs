@@ -6,15 +6,18 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_io::Async;
+use std::future::poll_fn;
+use std::task::Poll;
+
 use async_std::channel::{Receiver, Sender};
-use futures::stream::{self, StreamExt};
 use futures::FutureExt;
+use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::config::Keepalive;
 use crate::event::ConnId;
 use crate::io_thread::{NewConnection, Slot};
+use crate::reactor::{Direction, Registered};
 
 /// Binds `-L`/`-p` with the given backlog: every address the name resolves to, or all
 /// IPv4 and IPv6 addresses when no `-L` is given.
@@ -72,9 +75,9 @@ pub async fn run(
     max_connections: usize,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
-    let listeners: Vec<Async<std::net::TcpListener>> = match listeners
+    let listeners: Vec<Registered<TcpListener>> = match listeners
         .into_iter()
-        .map(Async::new)
+        .map(|l| Registered::new(TcpListener::from_std(l)))
         .collect::<std::io::Result<_>>()
     {
         Ok(listeners) => listeners,
@@ -83,21 +86,20 @@ pub async fn run(
             return;
         }
     };
-    let mut incoming = stream::select_all(listeners.iter().map(|l| l.incoming().boxed()));
     let mut next_id = 0u64;
     let mut next_thread = 0usize;
     loop {
         futures::select! {
-            accepted = incoming.next().fuse() => match accepted {
-                Some(Ok(stream)) => {
+            accepted = accept(&listeners).fuse() => match accepted {
+                Ok(stream) => {
                     let Some(slot) = Slot::take(&open, max_connections) else {
                         tracing::warn!(max_connections, "connection limit reached, refusing a connection");
-                        let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+                        let _ = stream.shutdown(std::net::Shutdown::Both);
                         continue;
                     };
-                    let _ = stream.get_ref().set_nodelay(true);
+                    let _ = stream.set_nodelay(true);
                     if let Some(keepalive) = &keepalive {
-                        if let Err(e) = set_keepalive(stream.get_ref(), keepalive) {
+                        if let Err(e) = set_keepalive(&stream, keepalive) {
                             tracing::warn!(error = %e, "cannot enable keepalive");
                         }
                     }
@@ -108,12 +110,11 @@ pub async fn run(
                         break;
                     }
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     // Out of descriptors and similar: back off instead of spinning.
                     tracing::error!(error = %e, "accept failed");
                     async_std::task::sleep(Duration::from_millis(100)).await;
                 }
-                None => break,
             },
             _ = stop.recv().fuse() => break,
         }
@@ -121,8 +122,23 @@ pub async fn run(
     tracing::info!("no longer accepting connections");
 }
 
+/// The next connection from whichever listener has one.
+async fn accept(listeners: &[Registered<TcpListener>]) -> std::io::Result<TcpStream> {
+    poll_fn(|cx| {
+        for listener in listeners {
+            if let Poll::Ready(accepted) =
+                listener.poll_io(Direction::Read, cx, |l| l.accept().map(|(s, _)| s))
+            {
+                return Poll::Ready(accepted);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 /// `--keepalive`: SO_KEEPALIVE plus whichever of idle/interval/count were given.
-fn set_keepalive(stream: &std::net::TcpStream, keepalive: &Keepalive) -> std::io::Result<()> {
+fn set_keepalive(stream: &TcpStream, keepalive: &Keepalive) -> std::io::Result<()> {
     let socket = SockRef::from(stream);
     let mut params = TcpKeepalive::new();
     if let Some(idle) = keepalive.idle {

@@ -28,7 +28,7 @@ use crate::processor::{self, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
 use crate::queue::{QueueStore, StoredJob};
-use crate::quiesce::Quiesce;
+use crate::reactor::Reactor;
 use crate::stats::Traffic;
 use crate::system;
 
@@ -271,7 +271,8 @@ async fn run_apart(loops: Vec<LocalBoxFuture<'static, ()>>) {
 }
 
 /// `-t 0`: one thread for everything; `-t 1`: listener + an I/O thread that also
-/// processes; `-t N`: listener + N I/O threads + a processing thread.
+/// processes; `-t N`: listener + N I/O threads + a processing thread. Each thread runs
+/// on an event loop of its own ([`Reactor`]).
 fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
     let io_count = match parts.config.threads {
         ThreadModel::Single | ThreadModel::OneIo => 1,
@@ -280,54 +281,61 @@ fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
     let (io_senders, io_receivers): (Vec<_>, Vec<_>) = (0..io_count)
         .map(|_| channel::bounded(ACCEPT_QUEUE))
         .unzip();
-    let accept = listener::run(
-        parts.listeners.clone_all()?,
-        io_senders,
-        parts.stop_rx.clone(),
-        parts.config.keepalive,
-        parts.config.max_connections,
-    );
+    // Built on the listener's thread: its sockets belong to that thread's loop.
+    let (listeners, stop) = (parts.listeners.clone_all()?, parts.stop_rx.clone());
+    let (keepalive, max_connections) = (parts.config.keepalive, parts.config.max_connections);
+    let accept = move || listener::run(listeners, io_senders, stop, keepalive, max_connections);
     match parts.config.threads {
         ThreadModel::Single => {
             let (accepted, context) = (io_receivers[0].clone(), parts.io_context());
             let processor = parts.processor();
-            spawn("gearmand-main".into(), move || {
-                let io = io_thread::run(accepted, context);
-                block_on(Quiesce::new(Box::pin(run_apart(vec![
-                    accept.boxed_local(),
-                    io.boxed_local(),
+            spawn_on_loop("gearmand-main".into(), move || {
+                run_apart(vec![
+                    accept().boxed_local(),
+                    io_thread::run(accepted, context).boxed_local(),
                     processor.boxed_local(),
-                ]))))
+                ])
             })?;
         }
         ThreadModel::OneIo => {
-            spawn("gearmand-listen".into(), move || block_on(accept))?;
+            spawn_on_loop("gearmand-listen".into(), accept)?;
             let (accepted, context) = (io_receivers[0].clone(), parts.io_context());
             let processor = parts.processor();
-            spawn("gearmand-io-0".into(), move || {
-                let io = io_thread::run(accepted, context);
-                block_on(Quiesce::new(Box::pin(run_apart(vec![
-                    io.boxed_local(),
+            spawn_on_loop("gearmand-io-0".into(), move || {
+                run_apart(vec![
+                    io_thread::run(accepted, context).boxed_local(),
                     processor.boxed_local(),
-                ]))))
+                ])
             })?;
         }
         ThreadModel::Pool(_) => {
-            spawn("gearmand-listen".into(), move || block_on(accept))?;
+            spawn_on_loop("gearmand-listen".into(), accept)?;
             for (i, accepted) in io_receivers.iter().enumerate() {
                 let (accepted, context) = (accepted.clone(), parts.io_context());
-                spawn(format!("gearmand-io-{i}"), move || {
-                    block_on(io_thread::run(accepted, context))
+                spawn_on_loop(format!("gearmand-io-{i}"), move || {
+                    io_thread::run(accepted, context)
                 })?;
             }
+            // The processing thread sleeps on its own loop too, with nothing registered:
+            // a wake-up from an I/O thread is one eventfd write, as the C server's is one
+            // pipe write, never a turn at driving async-io's shared reactor.
             let processor = parts.processor();
-            // The processing thread waits on its inbox alone, as the C server's waits on
-            // its pipe: a plain thread park, never a turn at driving the I/O reactor
-            // (epoll, timerfd, eventfd) that async-std's block_on would take.
-            spawn("gearmand-proc".into(), move || block_on(processor))?;
+            spawn_on_loop("gearmand-proc".into(), move || processor)?;
         }
     }
     Ok(())
+}
+
+/// Starts a thread running the future `make` builds there (its tasks need not be
+/// `Send`) on an event loop of its own, made here so that failing to make one stops the
+/// start-up.
+fn spawn_on_loop<F: std::future::Future<Output = ()>>(
+    name: String,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> anyhow::Result<()> {
+    let reactor =
+        Reactor::new().with_context(|| format!("cannot create the event loop of {name}"))?;
+    spawn(name, move || reactor.block_on(make()))
 }
 
 /// Cloning listeners so [`Parts`] can keep its own handles while threads take theirs.

@@ -1,30 +1,29 @@
-//! A client connection's TCP socket on the async-io reactor (the one async-std runs
-//! on), read so that a message costs one `recv` rather than three.
+//! A client connection's TCP socket on its I/O thread's event loop ([`crate::reactor`]),
+//! read so that a message costs one `recv`.
 //!
-//! async-io's own `poll_read` tries a read before it looks at readiness, and a
-//! readiness event it has already used still counts once more afterwards. In a
-//! request/reply protocol every read that empties the socket is followed by a wait, so
-//! each message cost the data read plus two reads that found nothing. Here a read that
-//! returned less than asked for marks the socket drained, and the next read waits for
-//! readiness first. Nothing is missed: re-arming the (one-shot) registration reports
-//! data that arrived in between at once.
+//! A read that returned less than it asked for means the socket is empty, so the next
+//! read waits for the kernel's word first instead of finding out with a failed `recv`.
+//! Nothing is missed: the registration is edge-triggered, and data arriving after the
+//! read is reported as a new edge.
 //!
 //! A connection's reader takes its bytes through [`ReadChunk`]: a plain socket reads
 //! into its I/O thread's one scratch buffer, so an idle connection holds no read buffer
 //! at all; a TLS stream reads through a buffer of its own ([`Buffered`]).
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::future::{poll_fn, Future};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::rc::Rc;
+use std::task::{Context, Poll};
 
-use async_io::Async;
 use bytes::BytesMut;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use mio::net::TcpStream;
+
+use crate::reactor::{Direction, Registered};
 
 /// Size of an I/O thread's scratch buffer: the most one read of a plain socket takes.
 const SCRATCH_LEN: usize = 64 * 1024;
@@ -46,62 +45,58 @@ pub(crate) trait ReadChunk {
 }
 
 /// One connection's socket; clones share it (the reader and the writer each hold one).
-pub struct Socket {
-    inner: Arc<Async<TcpStream>>,
-    /// The last read emptied the socket: wait for readiness before the next one.
-    drained: bool,
-}
+#[derive(Clone)]
+pub struct Socket(Rc<Registered<TcpStream>>);
 
 impl Socket {
-    /// Wraps a socket already registered with the reactor. A new connection has sent
-    /// nothing yet, so the first read waits for readiness.
-    pub fn new(stream: Async<TcpStream>) -> Socket {
-        Socket {
-            inner: Arc::new(stream),
-            drained: true,
-        }
+    /// Registers an accepted socket with the event loop of the calling thread.
+    pub fn new(stream: TcpStream) -> io::Result<Socket> {
+        Ok(Socket(Rc::new(Registered::new(stream)?)))
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.get_ref().peer_addr()
+        self.0.get_ref().peer_addr()
     }
 
     /// Shuts down both directions; the peer sees the close, our reader sees EOF.
     pub fn shutdown(&self) {
-        let _ = self.inner.get_ref().shutdown(Shutdown::Both);
+        let _ = self.0.get_ref().shutdown(Shutdown::Both);
     }
-}
 
-impl Clone for Socket {
-    fn clone(&self) -> Socket {
-        Socket {
-            inner: Arc::clone(&self.inner),
-            drained: self.drained,
-        }
+    /// One `recv` into `buf` once the socket may hold data.
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        mut recv: impl FnMut(&mut &TcpStream) -> io::Result<usize>,
+        asked: usize,
+    ) -> Poll<io::Result<usize>> {
+        self.0.poll_io(Direction::Read, cx, |mut stream| {
+            let n = recv(&mut stream)?;
+            // A short read emptied the socket; at end of stream nothing more comes.
+            if n > 0 && n < asked {
+                self.0.clear(Direction::Read);
+            }
+            Ok(n)
+        })
     }
 }
 
 impl ReadChunk for Socket {
     async fn read_chunk(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
-        loop {
-            if self.drained {
-                self.inner.readable().await?;
-            }
-            let read = SCRATCH.with_borrow_mut(|scratch| {
-                let n = (&mut self.inner.get_ref()).read(scratch)?;
-                buf.extend_from_slice(&scratch[..n]);
-                Ok::<_, io::Error>(n)
-            });
-            match read {
-                Ok(n) => {
-                    self.drained = n < SCRATCH_LEN;
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        poll_fn(|cx| {
+            self.poll_recv(
+                cx,
+                |stream| {
+                    SCRATCH.with_borrow_mut(|scratch| {
+                        let n = stream.read(scratch)?;
+                        buf.extend_from_slice(&scratch[..n]);
+                        Ok(n)
+                    })
+                },
+                SCRATCH_LEN,
+            )
+        })
+        .await
     }
 }
 
@@ -137,30 +132,18 @@ impl<R: AsyncRead + Unpin> ReadChunk for Buffered<R> {
 
 impl AsRawFd for Socket {
     fn as_raw_fd(&self) -> RawFd {
-        self.inner.get_ref().as_raw_fd()
+        self.0.get_ref().as_raw_fd()
     }
 }
 
 impl AsyncRead for Socket {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            if self.drained {
-                ready!(self.inner.poll_readable(cx))?;
-            }
-            match (&mut self.inner.get_ref()).read(buf) {
-                Ok(n) => {
-                    self.drained = n < buf.len();
-                    return Poll::Ready(Ok(n));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.drained = true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        let asked = buf.len();
+        self.poll_recv(cx, |stream| stream.read(buf), asked)
     }
 }
 
@@ -170,75 +153,85 @@ impl AsyncWrite for Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self.inner).poll_write(cx, buf)
+        self.0
+            .poll_io(Direction::Write, cx, |mut stream| stream.write(buf))
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.inner).poll_flush(cx)
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
-    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.inner).poll_close(cx)
+    fn poll_close(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.get_ref().shutdown(Shutdown::Write))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::io::{AsyncReadExt, AsyncWriteExt};
+    use crate::reactor::Reactor;
+    use futures::io::AsyncReadExt;
 
     /// A loopback connection: the client's end and our socket on the server's end.
-    async fn connected() -> (Async<TcpStream>, Socket) {
-        let listener =
-            Async::<std::net::TcpListener>::bind(([127, 0, 0, 1], 0)).expect("bind loopback");
-        let addr = listener.get_ref().local_addr().expect("address");
-        let client = Async::<TcpStream>::connect(addr).await.expect("connect");
-        let (accepted, _) = listener.accept().await.expect("accept");
-        (client, Socket::new(accepted))
+    fn connected() -> (std::net::TcpStream, TcpStream) {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        let client = std::net::TcpStream::connect(addr).expect("connect");
+        let (accepted, _) = listener.accept().expect("accept");
+        accepted.set_nonblocking(true).expect("non-blocking");
+        (client, TcpStream::from_std(accepted))
     }
 
-    /// Messages that arrive after the socket was found drained are still read, each
-    /// once, whether they come before or after the reader starts waiting.
+    /// Messages that arrive after the socket was found empty are still read, each once,
+    /// whether they come before or after the reader starts waiting.
     #[test]
-    fn a_drained_socket_still_sees_every_message() {
-        async_io::block_on(async {
-            let (mut client, mut server) = connected().await;
-            let mut buf = [0u8; 64];
+    fn an_emptied_socket_still_sees_every_message() {
+        let (mut client, accepted) = connected();
+        let writer = std::thread::spawn(move || {
             for round in 0..20u8 {
-                client.write_all(&[round; 3]).await.expect("write");
-                let n = server.read(&mut buf).await.expect("read");
-                assert_eq!(&buf[..n], &[round; 3]);
-                assert!(server.drained, "a short read marks the socket drained");
+                client.write_all(&[round; 3]).expect("write");
+                if round % 2 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
             }
-            drop(client);
-            assert_eq!(server.read(&mut buf).await.expect("read EOF"), 0);
         });
+        Reactor::new().expect("event loop").block_on(async move {
+            let mut server = Socket::new(accepted).expect("register");
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            loop {
+                let n = server.read(&mut buf).await.expect("read");
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let expected: Vec<u8> = (0..20u8).flat_map(|round| [round; 3]).collect();
+            assert_eq!(got, expected);
+        });
+        writer.join().expect("writer thread");
     }
 
     /// Chunks read through the thread's scratch buffer land in the connection's own
     /// buffer whole, also when one message is larger than the scratch buffer.
     #[test]
     fn chunks_append_to_the_frame_buffer() {
-        async_io::block_on(async {
-            let (mut client, mut server) = connected().await;
-            let big: Vec<u8> = (0..3 * SCRATCH_LEN + 7).map(|i| (i % 251) as u8).collect();
-            let writer = async {
-                client.write_all(&big).await.expect("write");
-                client
-            };
-            let reader = async {
-                let mut buf = BytesMut::new();
-                while buf.len() < big.len() {
-                    let n = server.read_chunk(&mut buf).await.expect("read");
-                    assert!(n > 0 && n <= SCRATCH_LEN);
+        let (mut client, accepted) = connected();
+        let big: Vec<u8> = (0..3 * SCRATCH_LEN + 7).map(|i| (i % 251) as u8).collect();
+        let sent = big.clone();
+        let writer = std::thread::spawn(move || client.write_all(&sent).expect("write"));
+        Reactor::new().expect("event loop").block_on(async move {
+            let mut server = Socket::new(accepted).expect("register");
+            let mut buf = BytesMut::new();
+            loop {
+                let n = server.read_chunk(&mut buf).await.expect("read");
+                assert!(n <= SCRATCH_LEN);
+                if n == 0 {
+                    break;
                 }
-                buf
-            };
-            let (client, buf) = futures::join!(writer, reader);
+            }
             assert_eq!(buf, big);
-            drop(client);
-            let mut rest = BytesMut::new();
-            assert_eq!(server.read_chunk(&mut rest).await.expect("EOF"), 0);
         });
+        writer.join().expect("writer thread");
     }
 }
