@@ -10,17 +10,16 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use async_std::channel::{Receiver, Sender};
 use bytes::{Buf, BytesMut};
 use futures::future::LocalBoxFuture;
 use futures::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use futures_rustls::TlsAcceptor;
 use gearman_shared::protocol::{
     decode, encode, encode_text, ErrorCode, Frame, Limits, ProtocolError, Request, Response,
 };
 
-use crate::event::{ConnId, Event, Incoming, Outgoing};
+use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
 use crate::io_thread::Slot;
 use crate::socket::{Buffered, ReadChunk, Socket};
 use crate::state::PeerInfo;
@@ -34,7 +33,7 @@ const KEEP_WRITE_CAPACITY: usize = 16 * 1024;
 #[derive(Clone)]
 pub struct Context {
     /// The processing thread's inbox.
-    pub events: Sender<Event>,
+    pub events: Events,
     /// Decoder limits.
     pub limits: Limits,
     /// Unread output after which a peer is dropped.
@@ -182,7 +181,7 @@ where
     W: AsyncWrite + Unpin + 'static,
 {
     let Context {
-        events,
+        mut events,
         limits,
         max_outbox,
         traffic,
@@ -193,7 +192,7 @@ where
     let conn = open.conn;
     // Counted before the processing thread can queue anything for this writer.
     let writing = writers.enter();
-    let (outbox, replies) = async_std::channel::unbounded();
+    let (outbox, replies) = futures::channel::mpsc::unbounded();
     if events
         .send(Event::Connected { conn, info, outbox })
         .await
@@ -208,7 +207,7 @@ where
             &tcp,
             &mut reader,
             conn,
-            &events,
+            &mut events,
             limits,
             &traffic,
             partial_timeout,
@@ -238,7 +237,7 @@ async fn read_side<R: ReadChunk>(
     stream: &Socket,
     reader: &mut R,
     conn: ConnId,
-    events: &Sender<Event>,
+    events: &mut Events,
     limits: Limits,
     traffic: &Traffic,
     partial_timeout: Option<Duration>,
@@ -351,7 +350,7 @@ async fn write_side<W: AsyncWrite + Unpin>(
     stream: &Socket,
     writer: &mut W,
     conn: ConnId,
-    mut replies: Receiver<Vec<Outgoing>>,
+    mut replies: Replies,
     max_outbox: usize,
     traffic: &Traffic,
 ) {

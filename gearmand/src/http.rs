@@ -12,17 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_std::channel::{self, Receiver, Sender};
+use async_std::channel::{self, Receiver};
 use async_std::net::{TcpListener, TcpStream};
 use bytes::{Bytes, BytesMut};
-use futures::FutureExt;
+use futures::{FutureExt, SinkExt, StreamExt};
 use futures_rustls::TlsAcceptor;
 use gearman_shared::admin::StatsReport;
 use gearman_shared::protocol::{JobMode, Priority, Request, Response, SubmitJob};
 use tide::http::{Method, Mime};
 use tide::{Body, StatusCode};
 
-use crate::event::{ConnId, Event, Incoming, Outgoing};
+use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
 use crate::state::PeerInfo;
 use crate::stats;
 
@@ -41,7 +41,7 @@ const CLIENT_CHECK: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub struct HttpContext {
     /// The processing thread's inbox.
-    pub events: Sender<Event>,
+    pub events: Events,
     /// Largest accepted request body; larger ones get 413.
     pub max_body: usize,
     next_conn: Arc<AtomicU64>,
@@ -49,7 +49,7 @@ pub struct HttpContext {
 
 impl HttpContext {
     /// A context feeding `events`.
-    pub fn new(events: Sender<Event>, max_body: usize) -> HttpContext {
+    pub fn new(events: Events, max_body: usize) -> HttpContext {
         HttpContext {
             events,
             max_body,
@@ -146,6 +146,7 @@ async fn report(context: &HttpContext) -> tide::Result<StatsReport> {
     let (reply, answer) = channel::bounded(1);
     context
         .events
+        .clone()
         .send(Event::Stats { reply })
         .await
         .map_err(|_| tide::Error::from_str(StatusCode::ServiceUnavailable, "server stopping"))?;
@@ -229,14 +230,14 @@ pub fn function_name(path: &str) -> Bytes {
 /// Tells the processing thread the request is gone, whatever way the handler ends.
 struct Registration {
     conn: ConnId,
-    events: Sender<Event>,
+    events: Events,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
         let event = Event::Disconnected { conn: self.conn };
         if let Err(e) = self.events.try_send(event) {
-            let events = self.events.clone();
+            let mut events = self.events.clone();
             let event = e.into_inner();
             async_std::task::spawn(async move {
                 let _ = events.send(event).await;
@@ -315,15 +316,15 @@ async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
         use std::os::fd::AsRawFd;
         i64::from(s.0.as_raw_fd())
     });
-    let (outbox, replies) = channel::unbounded();
+    let (outbox, mut replies) = futures::channel::mpsc::unbounded();
     let identity = socket.as_ref().and_then(|s| s.1.clone());
     let info = PeerInfo {
         fd,
         address,
         identity,
     };
-    if context
-        .events
+    let mut events = context.events.clone();
+    if events
         .send(Event::Connected { conn, info, outbox })
         .await
         .is_err()
@@ -332,7 +333,7 @@ async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
     }
     let _registration = Registration {
         conn,
-        events: context.events.clone(),
+        events: events.clone(),
     };
     let items = vec![
         // The HTTP client always wants exceptions: they become a 500 with the message.
@@ -341,16 +342,11 @@ async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
         }),
         Incoming::Request(Request::Submit(job)),
     ];
-    if context
-        .events
-        .send(Event::Input { conn, items })
-        .await
-        .is_err()
-    {
+    if events.send(Event::Input { conn, items }).await.is_err() {
         return Ok(reply(StatusCode::ServiceUnavailable, None, "", Vec::new()));
     }
     let outcome = futures::select! {
-        outcome = wait_for_result(&replies, background).fuse() => outcome,
+        outcome = wait_for_result(&mut replies, background).fuse() => outcome,
         () = client_gone(socket).fuse() => {
             tracing::info!(conn = conn.0, "HTTP client went away; its job is abandoned");
             None
@@ -383,10 +379,10 @@ struct Outcome {
 
 /// Collects the replies of one submission: JOB_CREATED ends a background request;
 /// WORK_DATA accumulates; WORK_COMPLETE, WORK_FAIL, WORK_EXCEPTION or ERROR end it.
-async fn wait_for_result(replies: &Receiver<Vec<Outgoing>>, background: bool) -> Option<Outcome> {
+async fn wait_for_result(replies: &mut Replies, background: bool) -> Option<Outcome> {
     let mut handle = None;
     let mut body = Vec::new();
-    while let Ok(batch) = replies.recv().await {
+    while let Some(batch) = replies.next().await {
         for outgoing in batch {
             let Outgoing::Packet(response) = outgoing else {
                 continue;

@@ -6,12 +6,12 @@ mod admin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_std::channel::{Receiver, Sender};
+use async_std::channel::Sender;
 use futures::StreamExt;
 
 use crate::acl::Acl;
 use crate::config::ShutdownAccess;
-use crate::event::{ConnId, Event, Incoming, Outgoing};
+use crate::event::{ConnId, Event, EventQueue, Incoming, Outbox, Outgoing};
 use crate::queue::writer::StoreMsg;
 use crate::queue::StoredJob;
 use crate::state::{Map, State, StateConfig};
@@ -39,7 +39,7 @@ pub struct ServerInfo {
 /// What the processing thread starts from.
 pub struct Setup {
     /// Events from the I/O threads (and the store thread).
-    pub events: Receiver<Event>,
+    pub events: EventQueue,
     /// Job-model options.
     pub config: StateConfig,
     /// Facts for admin commands.
@@ -146,7 +146,7 @@ pub async fn run(setup: Setup) -> Exit {
 struct Processor {
     state: State,
     store: Option<std::sync::mpsc::Sender<StoreMsg>>,
-    outboxes: Map<ConnId, Sender<Vec<Outgoing>>>,
+    outboxes: Map<ConnId, Outbox>,
     batches: Map<ConnId, Vec<Outgoing>>,
     /// Connections gone in this batch; their outboxes are dropped after the flush.
     closed: Vec<ConnId>,
@@ -254,7 +254,7 @@ impl Processor {
         for (conn, batch) in self.batches.drain() {
             if let Some(outbox) = self.outboxes.get(&conn) {
                 // Unbounded: never blocks; the writer enforces the per-peer limit.
-                let _ = outbox.try_send(batch);
+                let _ = outbox.unbounded_send(batch);
             }
         }
         for conn in self.closed.drain(..) {

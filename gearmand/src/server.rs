@@ -13,13 +13,14 @@ use async_std::task::block_on;
 use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
+use futures::SinkExt;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::acl::Acl;
 use crate::config::{Config, QueueConfig, ThreadModel};
 use crate::connection;
-use crate::event::Event;
+use crate::event::{Event, EventQueue, Events};
 use crate::http;
 use crate::io_thread;
 use crate::listener;
@@ -87,7 +88,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     let mut config = config;
     config.state.session = session_id();
-    let (events_tx, events_rx) = channel::bounded(EVENT_QUEUE);
+    let (mut events_tx, events_rx) = futures::channel::mpsc::channel(EVENT_QUEUE);
     let store = match store {
         Some(store) => Some(
             StoreThread::start(store, config.queue.on_shutdown(), events_tx.clone())
@@ -130,14 +131,15 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         match signal {
             SIGUSR1 => {
                 tracing::info!("SIGUSR1: graceful shutdown");
-                let _ = events_tx.send_blocking(Event::GracefulShutdown);
+                let _ = futures::executor::block_on(events_tx.send(Event::GracefulShutdown));
             }
             SIGHUP => {
                 logger.reopen();
                 if let Some(path) = &config.acl {
                     match Acl::load(path) {
                         Ok(acl) => {
-                            let _ = events_tx.send_blocking(Event::AclReload(acl));
+                            let _ =
+                                futures::executor::block_on(events_tx.send(Event::AclReload(acl)));
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "ACL not reloaded, the old one stays")
@@ -192,8 +194,8 @@ fn session_id() -> u64 {
 /// What the threads are built from.
 struct Parts {
     listeners: Vec<std::net::TcpListener>,
-    events_tx: Sender<Event>,
-    events_rx: Receiver<Event>,
+    events_tx: Events,
+    events_rx: EventQueue,
     stop_tx: Sender<()>,
     stop_rx: Receiver<()>,
     config: Config,
@@ -215,7 +217,7 @@ struct Parts {
 
 impl Parts {
     /// The processing loop; when it ends the whole server ends.
-    fn processor(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    fn processor(mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let info = ServerInfo {
             pid: std::process::id(),
             verbose: self.config.verbose_name.clone(),
@@ -225,7 +227,7 @@ impl Parts {
         };
         let (done, writers) = (self.done.clone(), self.writers.clone());
         processor::run(processor::Setup {
-            events: self.events_rx.clone(),
+            events: self.events_rx,
             config: self.config.state.clone(),
             info,
             stop_accepting: self.stop_tx.clone(),
@@ -273,7 +275,7 @@ async fn run_apart(loops: Vec<LocalBoxFuture<'static, ()>>) {
 /// `-t 0`: one thread for everything; `-t 1`: listener + an I/O thread that also
 /// processes; `-t N`: listener + N I/O threads + a processing thread. Each thread runs
 /// on an event loop of its own ([`Reactor`]).
-fn start_threads(mut parts: Parts) -> anyhow::Result<()> {
+fn start_threads(parts: Parts) -> anyhow::Result<()> {
     let io_count = match parts.config.threads {
         ThreadModel::Single | ThreadModel::OneIo => 1,
         ThreadModel::Pool(n) => n,

@@ -7,9 +7,10 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::{self, JoinHandle};
 
 use bytes::Bytes;
+use futures::SinkExt;
 
 use super::{QueueStore, StoreOp, StoredJob};
-use crate::event::Event;
+use crate::event::{Event, Events};
 use crate::state::StoreBatch;
 
 /// A message for the store thread.
@@ -33,7 +34,7 @@ impl StoreThread {
     pub fn start(
         store: Box<dyn QueueStore>,
         on_shutdown: bool,
-        events: async_std::channel::Sender<Event>,
+        events: Events,
     ) -> std::io::Result<StoreThread> {
         let (sender, receiver) = mpsc::channel();
         let handle = thread::Builder::new()
@@ -60,7 +61,7 @@ fn run(
     mut store: Box<dyn QueueStore>,
     on_shutdown: bool,
     receiver: Receiver<StoreMsg>,
-    events: async_std::channel::Sender<Event>,
+    mut events: Events,
 ) {
     let mut kept: HashMap<(Bytes, Bytes), StoredJob> = HashMap::new();
     let mut stopping = false;
@@ -115,7 +116,7 @@ fn run(
             barriers,
             error,
         };
-        if waiting && events.send_blocking(reply).is_err() {
+        if waiting && futures::executor::block_on(events.send(reply)).is_err() {
             break;
         }
     }
