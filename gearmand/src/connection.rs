@@ -87,7 +87,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Task(LocalBoxFuture<'static, Vec<Task>>);
 
 impl Task {
-    fn new(future: impl Future<Output = Vec<Task>> + 'static) -> Task {
+    pub fn new(future: impl Future<Output = Vec<Task>> + 'static) -> Task {
         Task(future.boxed_local())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_std::channel::Receiver;
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::connection;
+use crate::connection::{self, Task};
 use crate::event::ConnId;
 
 /// A socket accepted by the listener, on its way to an I/O thread, with its place in
@@ -39,26 +39,27 @@ impl Drop for Slot {
 ///
 /// A connection is two tasks in this thread's set, its reader and its writer, so a reply
 /// arriving wakes only the writer: polling both together would make every wake-up of one
-/// side cost the other side a read attempt (a system call) as well.
-pub async fn run(mut accepted: Receiver<NewConnection>, context: connection::Context) {
+/// side cost the other side a read attempt (a system call) as well. Taking in new
+/// connections is a task of the set too, polled only when one arrives.
+pub async fn run(accepted: Receiver<NewConnection>, context: connection::Context) {
     let mut tasks = FuturesUnordered::new();
-    loop {
-        futures::select! {
-            // `next()` keeps its listener inside the receiver between polls; a fresh
-            // `recv()` per round would register and drop one each time.
-            next = accepted.next() => match next {
-                Some((conn, stream, slot)) => {
-                    tasks.push(connection::serve(stream, conn, context.clone(), slot));
-                }
-                None => break,
-            },
-            spawned = tasks.select_next_some() => tasks.extend(spawned),
-            // A closed, empty inbox counts as finished and is skipped: with no task
-            // left either, the loop is done.
-            complete => break,
-        }
-    }
+    tasks.push(take_in(accepted, context));
     while let Some(spawned) = tasks.next().await {
         tasks.extend(spawned);
     }
+}
+
+/// Waits for the next connection from the listener and hands over its set-up along with
+/// the wait for the one after; nothing once the listener is gone.
+fn take_in(mut accepted: Receiver<NewConnection>, context: connection::Context) -> Task {
+    Task::new(async move {
+        // `next()` keeps its listener inside the receiver between polls.
+        match accepted.next().await {
+            Some((conn, stream, slot)) => {
+                let serve = connection::serve(stream, conn, context.clone(), slot);
+                vec![serve, take_in(accepted, context)]
+            }
+            None => Vec::new(),
+        }
+    })
 }
