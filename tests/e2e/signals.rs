@@ -2,7 +2,7 @@
 //! once no job is left, SIGHUP keeps serving (protocol.md §2.13).
 
 use std::net::TcpStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gearman_shared::protocol::Response;
 
@@ -90,6 +90,33 @@ fn ours_graceful_exit_delivers_a_large_last_result_to_a_slow_reader() {
         data: bytes::Bytes::from(data),
     });
     assert_eq!(server.wait_exit(EXIT_LIMIT).code(), Some(0));
+}
+
+/// A client that never reads its last result does not hold the exit up: the server
+/// waits for its writers a bounded time (5 s), then exits anyway.
+#[test]
+fn ours_graceful_exit_gives_up_on_a_client_that_never_reads() {
+    let mut server = Server::start(&[]);
+    let mut c = server.connect();
+    let mut w = server.connect();
+    let handle = c.submit_fg("f", "", "big result please");
+    w.register(&["f"]);
+    assert_eq!(w.grab().0, handle);
+    server.signal("USR1");
+    wait_until(Duration::from_secs(3), "listener closed", || {
+        refuses_connections(&server)
+    });
+    // More than the loopback socket buffers hold, so the writer cannot finish while `c`
+    // does not read.
+    let data: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    w.complete(&handle, &data);
+    let asked = Instant::now();
+    assert_eq!(server.wait_exit(EXIT_LIMIT * 2).code(), Some(0));
+    assert!(
+        asked.elapsed() >= Duration::from_secs(3),
+        "the exit should have waited for the writer a while, not dropped it at once"
+    );
+    drop(c);
 }
 
 #[test]
