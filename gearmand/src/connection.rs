@@ -387,7 +387,9 @@ async fn write_side<W: AsyncWrite + Unpin>(
                 writer.write(&out).await.map(Some)
             }
         };
-        futures::select! {
+        // The write first: it is ready at once unless the peer's socket is full, and only
+        // then are further batches worth looking at (and counted against max_outbox).
+        futures::select_biased! {
             written = io.fuse() => match written {
                 Ok(Some(0)) | Err(_) => break,
                 Ok(Some(n)) => {
