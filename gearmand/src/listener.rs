@@ -1,13 +1,12 @@
 //! Binding the listening sockets and accepting connections, handed to the I/O threads
 //! round-robin.
 
+use std::future::poll_fn;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::Duration;
-
-use std::future::poll_fn;
 use std::task::Poll;
+use std::time::Duration;
 
 use async_std::channel::{Receiver, Sender};
 use futures::FutureExt;

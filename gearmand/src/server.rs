@@ -12,8 +12,7 @@ use async_std::channel::{self, Receiver, Sender};
 use async_std::task::block_on;
 use futures::future::LocalBoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
-use futures::FutureExt;
-use futures::SinkExt;
+use futures::{FutureExt, SinkExt};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
 

@@ -4,9 +4,10 @@
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use gearman_shared::protocol::Response;
 
-use crate::harness::{b, wait_until, Server};
+use crate::harness::{b, wait_until, Client, Server};
 
 const EXIT_LIMIT: Duration = Duration::from_secs(5);
 
@@ -66,11 +67,11 @@ fn sigusr1_refuses_new_connections_but_finishes_the_work() {
     assert_eq!(server.wait_exit(EXIT_LIMIT).code(), Some(0));
 }
 
-/// The last result of a graceful shutdown reaches a client that reads it slowly: the
-/// exit waits for the writers to finish rather than a fixed moment.
-#[test]
-fn ours_graceful_exit_delivers_a_large_last_result_to_a_slow_reader() {
-    let mut server = Server::start(&[]);
+/// A graceful shutdown whose last job has just completed with a 16 MiB result, far more
+/// than the loopback socket buffers hold: the server, the client still to read it (it has
+/// not read yet), the job's handle and the result.
+fn graceful_exit_with_a_large_result_pending() -> (Server, Client, Bytes, Vec<u8>) {
+    let server = Server::start(&[]);
     let mut c = server.connect();
     let mut w = server.connect();
     let handle = c.submit_fg("f", "", "big result please");
@@ -80,14 +81,21 @@ fn ours_graceful_exit_delivers_a_large_last_result_to_a_slow_reader() {
     wait_until(Duration::from_secs(3), "listener closed", || {
         refuses_connections(&server)
     });
-    // Far more than the loopback socket buffers hold: the writer must keep going while
-    // the client, busy elsewhere, starts reading only later.
     let data: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
     w.complete(&handle, &data);
+    (server, c, handle, data)
+}
+
+/// The last result of a graceful shutdown reaches a client that reads it slowly: the
+/// exit waits for the writers to finish rather than a fixed moment.
+#[test]
+fn ours_graceful_exit_delivers_a_large_last_result_to_a_slow_reader() {
+    let (mut server, mut c, handle, data) = graceful_exit_with_a_large_result_pending();
+    // The writer must keep going while the client, busy elsewhere, starts reading later.
     std::thread::sleep(Duration::from_millis(700));
     c.expect(Response::WorkComplete {
         handle,
-        data: bytes::Bytes::from(data),
+        data: Bytes::from(data),
     });
     assert_eq!(server.wait_exit(EXIT_LIMIT).code(), Some(0));
 }
@@ -96,20 +104,7 @@ fn ours_graceful_exit_delivers_a_large_last_result_to_a_slow_reader() {
 /// waits for its writers a bounded time (5 s), then exits anyway.
 #[test]
 fn ours_graceful_exit_gives_up_on_a_client_that_never_reads() {
-    let mut server = Server::start(&[]);
-    let mut c = server.connect();
-    let mut w = server.connect();
-    let handle = c.submit_fg("f", "", "big result please");
-    w.register(&["f"]);
-    assert_eq!(w.grab().0, handle);
-    server.signal("USR1");
-    wait_until(Duration::from_secs(3), "listener closed", || {
-        refuses_connections(&server)
-    });
-    // More than the loopback socket buffers hold, so the writer cannot finish while `c`
-    // does not read.
-    let data: Vec<u8> = (0..16 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
-    w.complete(&handle, &data);
+    let (mut server, c, _, _) = graceful_exit_with_a_large_result_pending();
     let asked = Instant::now();
     assert_eq!(server.wait_exit(EXIT_LIMIT * 2).code(), Some(0));
     assert!(
