@@ -179,6 +179,9 @@ fn fix_a_timer_does_not_requeue_a_job_that_moved_to_another_worker() {
     assert_eq!(w1.grab().0, handle);
     // Requeued by CANT_DO long before the timeout, then taken by a worker without one.
     w1.send(Request::CantDo { function: b("f") });
+    // Requests of different connections have no order between them: make sure the job
+    // is back in the queue before the other worker asks.
+    w1.sync();
     let mut w2 = server.connect();
     w2.register(&["f"]);
     assert_eq!(w2.grab().0, handle);
