@@ -16,7 +16,7 @@ use futures::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::{FutureExt, SinkExt, StreamExt};
 use futures_rustls::TlsAcceptor;
 use gearman_shared::protocol::{
-    decode, encode, encode_text, ErrorCode, Frame, Limits, ProtocolError, Request, Response,
+    decode, encode_text, ErrorCode, Frame, Limits, ProtocolError, Request, Response,
 };
 
 use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
@@ -336,7 +336,7 @@ enum Next {
 fn encode_batch(batch: Vec<Outgoing>, out: &mut BytesMut) -> Next {
     for item in batch {
         match item {
-            Outgoing::Packet(response) => encode(&response.into_packet(), out),
+            Outgoing::Packet(response) => response.encode(out),
             Outgoing::Text(text) => encode_text(&text, out),
             Outgoing::Close => return Next::Close,
         }

@@ -123,7 +123,7 @@ impl State {
     }
 
     /// Replies produced since the last call, in order.
-    pub fn take_output(&mut self) -> Vec<(ConnId, Outgoing)> {
+    pub fn take_output(&mut self) -> impl Iterator<Item = (ConnId, Outgoing)> + '_ {
         self.out.take()
     }
 

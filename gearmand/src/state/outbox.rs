@@ -67,8 +67,9 @@ impl Outbox {
     }
 
     /// Replies ready to go, in order.
-    pub fn take(&mut self) -> Vec<(ConnId, Outgoing)> {
-        std::mem::take(&mut self.ready)
+    pub fn take(&mut self) -> std::vec::Drain<'_, (ConnId, Outgoing)> {
+        // Drained rather than taken: the list keeps its room for the next batch.
+        self.ready.drain(..)
     }
 }
 
@@ -89,17 +90,23 @@ mod tests {
         out.reserve(a, JobId(7));
         out.emit(a, text("after"));
         out.emit(b, text("other"));
-        assert_eq!(out.take(), vec![(a, text("first")), (b, text("other"))]);
+        assert_eq!(
+            out.take().collect::<Vec<_>>(),
+            vec![(a, text("first")), (b, text("other"))]
+        );
         out.fill(a, JobId(7), Some(Outgoing::Packet(Response::Noop)));
         assert_eq!(
-            out.take(),
+            out.take().collect::<Vec<_>>(),
             vec![(a, Outgoing::Packet(Response::Noop)), (a, text("after"))]
         );
         out.emit(a, text("free"));
-        assert_eq!(out.take(), vec![(a, text("free"))]);
+        assert_eq!(out.take().collect::<Vec<_>>(), vec![(a, text("free"))]);
         out.reserve(b, JobId(8));
         out.emit(b, text("behind a barrier"));
         out.fill(b, JobId(8), None);
-        assert_eq!(out.take(), vec![(b, text("behind a barrier"))]);
+        assert_eq!(
+            out.take().collect::<Vec<_>>(),
+            vec![(b, text("behind a barrier"))]
+        );
     }
 }

@@ -219,10 +219,12 @@ impl State {
 /// The handle of job `id` under `prefix`: `<prefix>:<n>`. A free function so it can be
 /// called while a job of the table is borrowed.
 pub(super) fn handle_for(prefix: &[u8], id: JobId) -> Bytes {
-    use std::io::Write;
-    let mut handle = Vec::with_capacity(prefix.len() + 21);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(id.0).as_bytes();
+    // Sized exactly: a Vec with spare capacity costs `Bytes::from` a second allocation.
+    let mut handle = Vec::with_capacity(prefix.len() + 1 + digits.len());
     handle.extend_from_slice(prefix);
-    // Writing into a Vec cannot fail; formatted in place, without a String.
-    let _ = write!(handle, ":{}", id.0);
+    handle.push(b':');
+    handle.extend_from_slice(digits);
     Bytes::from(handle)
 }

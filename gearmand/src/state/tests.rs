@@ -33,7 +33,6 @@ fn with_peers(mut s: State, n: u64) -> State {
 
 fn packets(s: &mut State) -> Vec<(u64, Response)> {
     s.take_output()
-        .into_iter()
         .filter_map(|(c, o)| match o {
             Outgoing::Packet(p) => Some((c.0, p)),
             _ => None,

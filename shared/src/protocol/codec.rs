@@ -129,14 +129,19 @@ fn decode_text(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Frame>, Dec
 
 /// Appends `packet` to `buf` in wire format: header, then the arguments joined by NULs.
 pub fn encode(packet: &Packet, buf: &mut BytesMut) {
-    let len = packet.payload_len();
+    encode_args(packet.magic, packet.kind, &packet.args, buf);
+}
+
+/// Appends the packet made of these parts to `buf`, as [`encode`] does for a [`Packet`].
+pub fn encode_args(magic: Magic, kind: PacketType, args: &[Bytes], buf: &mut BytesMut) {
+    let len = args.iter().map(Bytes::len).sum::<usize>() + args.len().saturating_sub(1);
     buf.reserve(HEADER_LEN + len);
-    buf.put_slice(packet.magic.bytes());
-    buf.put_u32(packet.kind.as_u32());
+    buf.put_slice(magic.bytes());
+    buf.put_u32(kind.as_u32());
     // The payload length is bounded by what a peer could send us or what we built,
     // both far below 4 GiB; saturate rather than wrap if that ever stops being true.
     buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-    for (i, arg) in packet.args.iter().enumerate() {
+    for (i, arg) in args.iter().enumerate() {
         if i > 0 {
             buf.put_u8(0);
         }

@@ -1,7 +1,8 @@
 //! Typed responses: what the server sends to clients and workers (`\0RES` packets).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
+use super::codec::encode_args;
 use super::number::parse_u32_lenient;
 use super::packet::{Magic, Packet, PacketType};
 use super::ProtocolError;
@@ -123,6 +124,30 @@ fn number(value: u32) -> Bytes {
     Bytes::from(value.to_string())
 }
 
+/// Most arguments a response has (STATUS_RES_UNIQUE).
+const MAX_ARGS: usize = 6;
+
+/// A response's arguments without a heap allocation of their own.
+struct ArgList {
+    args: [Bytes; MAX_ARGS],
+    len: usize,
+}
+
+impl ArgList {
+    fn of<const N: usize>(given: [Bytes; N]) -> ArgList {
+        const { assert!(N <= MAX_ARGS) };
+        let mut args: [Bytes; MAX_ARGS] = Default::default();
+        for (slot, arg) in args.iter_mut().zip(given) {
+            *slot = arg;
+        }
+        ArgList { args, len: N }
+    }
+
+    fn as_slice(&self) -> &[Bytes] {
+        &self.args[..self.len]
+    }
+}
+
 impl Response {
     /// An ERROR packet with one of the server's codes.
     pub fn error(code: ErrorCode, text: &'static str) -> Response {
@@ -159,51 +184,66 @@ impl Response {
     /// Converts to the packet that carries it.
     pub fn into_packet(self) -> Packet {
         let kind = self.packet_type();
-        let args = match self {
-            Response::Noop | Response::NoJob => vec![],
-            Response::JobCreated { handle } | Response::WorkFail { handle } => vec![handle],
+        Packet::new(Magic::Res, kind, self.into_args().as_slice().to_vec())
+    }
+
+    /// Appends the packet that carries it to `buf`: the bytes `encode` writes for
+    /// [`Response::into_packet`], without building the packet's argument list (a server
+    /// encodes a response for nearly every packet it receives).
+    pub fn encode(self, buf: &mut BytesMut) {
+        let kind = self.packet_type();
+        encode_args(Magic::Res, kind, self.into_args().as_slice(), buf);
+    }
+
+    /// The arguments in packet order, moved out of the response.
+    fn into_args(self) -> ArgList {
+        match self {
+            Response::Noop | Response::NoJob => ArgList::of([]),
+            Response::JobCreated { handle } | Response::WorkFail { handle } => {
+                ArgList::of([handle])
+            }
             Response::JobAssign {
                 handle,
                 function,
                 data,
-            } => vec![handle, function, data],
+            } => ArgList::of([handle, function, data]),
             Response::JobAssignUniq {
                 handle,
                 function,
                 unique,
                 data,
-            } => vec![handle, function, unique, data],
+            } => ArgList::of([handle, function, unique, data]),
             Response::JobAssignAll {
                 handle,
                 function,
                 unique,
                 reducer,
                 data,
-            } => vec![handle, function, unique, reducer, data],
+            } => ArgList::of([handle, function, unique, reducer, data]),
             Response::WorkData { handle, data }
             | Response::WorkWarning { handle, data }
             | Response::WorkComplete { handle, data }
-            | Response::WorkException { handle, data } => vec![handle, data],
+            | Response::WorkException { handle, data } => ArgList::of([handle, data]),
             Response::WorkStatus {
                 handle,
                 numerator,
                 denominator,
-            } => vec![handle, numerator, denominator],
-            Response::Echo { data } => vec![data],
-            Response::Error { code, text } => vec![code, text],
+            } => ArgList::of([handle, numerator, denominator]),
+            Response::Echo { data } => ArgList::of([data]),
+            Response::Error { code, text } => ArgList::of([code, text]),
             Response::Status {
                 handle,
                 known,
                 running,
                 numerator,
                 denominator,
-            } => vec![
+            } => ArgList::of([
                 handle,
                 flag(known),
                 flag(running),
                 number(numerator),
                 number(denominator),
-            ],
+            ]),
             Response::StatusUnique {
                 unique,
                 known,
@@ -211,17 +251,16 @@ impl Response {
                 numerator,
                 denominator,
                 clients,
-            } => vec![
+            } => ArgList::of([
                 unique,
                 flag(known),
                 flag(running),
                 number(numerator),
                 number(denominator),
                 number(clients),
-            ],
-            Response::Option { name } => vec![name],
-        };
-        Packet::new(Magic::Res, kind, args)
+            ]),
+            Response::Option { name } => ArgList::of([name]),
+        }
     }
 }
 
@@ -400,6 +439,10 @@ mod tests {
         for response in all {
             let mut buf = BytesMut::new();
             encode(&response.clone().into_packet(), &mut buf);
+            // Encoding directly writes the very same bytes.
+            let mut direct = BytesMut::new();
+            response.clone().encode(&mut direct);
+            assert_eq!(direct, buf, "{response:?}");
             let Ok(Some(Frame::Packet(packet))) = decode(&mut buf, &Limits::default()) else {
                 panic!("{response:?} must decode");
             };
