@@ -7,7 +7,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::packet::{Magic, Packet, PacketType, HEADER_LEN};
+use super::packet::{payload_len, Magic, Packet, PacketType, HEADER_LEN};
 
 /// Default largest payload accepted in one packet: 64 MiB. The C server has no limit;
 /// we keep one so a single size field cannot make us reserve gigabytes.
@@ -134,7 +134,7 @@ pub fn encode(packet: &Packet, buf: &mut BytesMut) {
 
 /// Appends the packet made of these parts to `buf`, as [`encode`] does for a [`Packet`].
 pub fn encode_args(magic: Magic, kind: PacketType, args: &[Bytes], buf: &mut BytesMut) {
-    let len = args.iter().map(Bytes::len).sum::<usize>() + args.len().saturating_sub(1);
+    let len = payload_len(args);
     buf.reserve(HEADER_LEN + len);
     buf.put_slice(magic.bytes());
     buf.put_u32(kind.as_u32());

@@ -172,8 +172,7 @@ impl Packet {
 
     /// Length of the payload once the arguments are joined with NULs.
     pub fn payload_len(&self) -> usize {
-        let bytes: usize = self.args.iter().map(Bytes::len).sum();
-        bytes + self.args.len().saturating_sub(1)
+        payload_len(&self.args)
     }
 
     /// The argument at `index`, or an empty slice when it is absent.
@@ -191,6 +190,12 @@ impl AdvanceOne for Bytes {
     fn advance_one(&mut self) {
         let _ = self.split_to(1);
     }
+}
+
+/// Length of the payload these arguments make: their bytes plus the NULs between them.
+pub(crate) fn payload_len(args: &[Bytes]) -> usize {
+    let bytes: usize = args.iter().map(Bytes::len).sum();
+    bytes + args.len().saturating_sub(1)
 }
 
 #[cfg(test)]
