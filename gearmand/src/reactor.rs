@@ -332,6 +332,12 @@ impl<S: Source> Registered<S> {
         Poll::Pending
     }
 
+    /// Whether the side counts as ready (an attempt would be made without waiting).
+    #[cfg(test)]
+    pub fn is_ready(&self, direction: Direction) -> bool {
+        self.readiness.side(direction).ready.get()
+    }
+
     /// Marks the side not ready: the last attempt found nothing to do (or, for a read,
     /// took less than it asked for, which means the socket held no more data; an end of
     /// stream already reported keeps it ready).

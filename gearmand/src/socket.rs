@@ -63,7 +63,7 @@ impl Socket {
         let _ = self.0.get_ref().shutdown(Shutdown::Both);
     }
 
-    /// One `recv` into `buf` once the socket may hold data.
+    /// One `recv` (of at most `asked` bytes) once the socket may hold data.
     fn poll_recv(
         &self,
         cx: &mut Context<'_>,
@@ -72,7 +72,8 @@ impl Socket {
     ) -> Poll<io::Result<usize>> {
         self.0.poll_io(Direction::Read, cx, |mut stream| {
             let n = recv(&mut stream)?;
-            // A short read emptied the socket; at end of stream nothing more comes.
+            // A short read emptied the socket. End of stream stays ready: no further
+            // edge would report it again.
             if n > 0 && n < asked {
                 self.0.clear(Direction::Read);
             }
@@ -182,8 +183,30 @@ mod tests {
         (client, TcpStream::from_std(accepted))
     }
 
-    /// Messages that arrive after the socket was found empty are still read, each once,
-    /// whether they come before or after the reader starts waiting.
+    /// A short read marks the socket empty; the next message is still read, and read
+    /// once, and so is the end of stream.
+    #[test]
+    fn a_drained_socket_still_sees_every_message() {
+        let (mut client, accepted) = connected();
+        Reactor::new().expect("event loop").block_on(async move {
+            let mut server = Socket::new(accepted).expect("register");
+            let mut buf = [0u8; 64];
+            for round in 0..20u8 {
+                client.write_all(&[round; 3]).expect("write");
+                let n = server.read(&mut buf).await.expect("read");
+                assert_eq!(&buf[..n], &[round; 3]);
+                assert!(
+                    !server.0.is_ready(Direction::Read),
+                    "a short read marks the socket drained"
+                );
+            }
+            drop(client);
+            assert_eq!(server.read(&mut buf).await.expect("read EOF"), 0);
+        });
+    }
+
+    /// Messages written by another thread while the reader runs or waits are all read,
+    /// in order, up to the end of stream (which may arrive together with the last data).
     #[test]
     fn an_emptied_socket_still_sees_every_message() {
         let (mut client, accepted) = connected();
@@ -223,14 +246,13 @@ mod tests {
         Reactor::new().expect("event loop").block_on(async move {
             let mut server = Socket::new(accepted).expect("register");
             let mut buf = BytesMut::new();
-            loop {
+            while buf.len() < big.len() {
                 let n = server.read_chunk(&mut buf).await.expect("read");
-                assert!(n <= SCRATCH_LEN);
-                if n == 0 {
-                    break;
-                }
+                assert!(n > 0 && n <= SCRATCH_LEN);
             }
             assert_eq!(buf, big);
+            let mut rest = BytesMut::new();
+            assert_eq!(server.read_chunk(&mut rest).await.expect("EOF"), 0);
         });
         writer.join().expect("writer thread");
     }
