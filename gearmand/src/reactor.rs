@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use mio::event::Source;
 use mio::{Events, Interest, Token};
+use slab::Slab;
 
 /// The token of the thread's waker; sources are numbered from 0.
 const WAKE: Token = Token(usize::MAX);
@@ -162,7 +163,8 @@ impl Drop for Current {
 /// The thread's side of a running loop: where sources register.
 struct Local {
     registry: mio::Registry,
-    sources: RefCell<Sources>,
+    /// Registered sources by token (freed tokens are reused).
+    sources: RefCell<Slab<Rc<Readiness>>>,
 }
 
 impl Local {
@@ -188,39 +190,6 @@ impl Local {
                 readiness.write.set(write_closed);
             }
         }
-    }
-}
-
-/// Registered sources by token, with freed tokens reused.
-#[derive(Default)]
-struct Sources {
-    entries: Vec<Option<Rc<Readiness>>>,
-    free: Vec<usize>,
-}
-
-impl Sources {
-    fn insert(&mut self, readiness: Rc<Readiness>) -> usize {
-        match self.free.pop() {
-            Some(token) => {
-                self.entries[token] = Some(readiness);
-                token
-            }
-            None => {
-                self.entries.push(Some(readiness));
-                self.entries.len() - 1
-            }
-        }
-    }
-
-    fn remove(&mut self, token: usize) {
-        if let Some(entry) = self.entries.get_mut(token) {
-            *entry = None;
-            self.free.push(token);
-        }
-    }
-
-    fn get(&self, token: usize) -> Option<&Readiness> {
-        self.entries.get(token)?.as_deref()
     }
 }
 
@@ -303,7 +272,7 @@ impl<S: Source> Registered<S> {
         let token = local.sources.borrow_mut().insert(Rc::clone(&readiness));
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = local.registry.register(&mut source, Token(token), interest) {
-            local.sources.borrow_mut().remove(token);
+            local.sources.borrow_mut().try_remove(token);
             return Err(e);
         }
         Ok(Registered {
@@ -367,7 +336,7 @@ impl<S: Source> Drop for Registered<S> {
     fn drop(&mut self) {
         // Before the descriptor closes, so its token is never reported again.
         let _ = self.local.registry.deregister(&mut self.source);
-        self.local.sources.borrow_mut().remove(self.token);
+        self.local.sources.borrow_mut().try_remove(self.token);
     }
 }
 
