@@ -112,6 +112,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         acl,
         writers: connection::Writers::default(),
     };
+    start_timers();
     start_threads(parts)?;
     if let Some(http) = config.http {
         let context = http::HttpContext::new(events_tx.clone(), http.max_body);
@@ -157,6 +158,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     drop(pid_file);
     Ok(())
+}
+
+/// Makes async-io, which runs async-std's timers, create its epoll, eventfd and driver
+/// thread now. It does so on first use and panics if that use finds the descriptors
+/// exhausted, which is when the listener first sleeps on its accept back-off.
+fn start_timers() {
+    block_on(async_std::task::sleep(Duration::from_micros(1)));
 }
 
 /// The store, if any, and the jobs it held.

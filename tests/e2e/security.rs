@@ -1613,6 +1613,59 @@ fn ours_limit_max_connections_refuses_the_fourth() {
     server.assert_alive();
 }
 
+/// Sets the soft open-files limit of the running process `pid` (the hard limit stays, so
+/// the soft one may be raised again).
+fn set_open_files_limit(pid: u32, limit: usize) {
+    let status = Command::new("prlimit")
+        .arg("--pid")
+        .arg(pid.to_string())
+        .arg(format!("--nofile={limit}:"))
+        .status()
+        .expect("run prlimit (util-linux)");
+    assert!(
+        status.success(),
+        "prlimit --nofile={limit} failed: {status}"
+    );
+}
+
+#[test]
+fn ours_out_of_descriptors_backs_off_and_takes_the_waiting_connections_later() {
+    let mut server = Server::start(&["--verbose", "WARNING"]);
+    let addr = server.addr();
+    let mut first = Peer::plain(addr);
+    first.echo(b"before");
+    let open = fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("list the server's descriptors")
+        .count();
+    // Room for two more connections (three if the start-up probe was still counted).
+    set_open_files_limit(server.pid(), open + 2);
+    let mut admitted: Vec<Peer> = (0..2).map(|_| Peer::plain(addr)).collect();
+    for (i, peer) in admitted.iter_mut().enumerate() {
+        peer.echo(format!("admitted {i}").as_bytes());
+    }
+    // These complete the TCP handshake in the listen backlog; accepting them fails.
+    let mut waiting: Vec<Peer> = (0..6).map(|_| Peer::plain(addr)).collect();
+    wait_for_log(&server, "accept failed");
+    // Everyone already in is still served.
+    first.echo(b"still served");
+    for peer in &mut admitted {
+        peer.echo(b"still served");
+    }
+    // Descriptors freed by closing connections go to the waiting ones, oldest first.
+    drop(first);
+    drop(admitted);
+    for (i, peer) in waiting.iter_mut().take(3).enumerate() {
+        peer.echo(format!("in after a close {i}").as_bytes());
+    }
+    // A raised limit lets the rest in.
+    set_open_files_limit(server.pid(), 1024);
+    for (i, peer) in waiting.iter_mut().enumerate() {
+        peer.echo(format!("in {i}").as_bytes());
+    }
+    Peer::plain(addr).echo(b"a new one");
+    server.assert_alive();
+}
+
 #[test]
 fn ours_limit_non_reading_client_is_dropped_at_max_outbox() {
     let mut server = Server::start(&["--max-outbox", "65536", "--verbose", "WARNING"]);
