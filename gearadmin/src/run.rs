@@ -3,7 +3,6 @@
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use gearman_shared::admin::{AdminClient, AdminError, Reply};
@@ -12,13 +11,6 @@ use gearman_shared::tls::{TlsConnector, TlsError, TlsOptions};
 use crate::cli::Cli;
 use crate::ops::{plan, Operation};
 use crate::output::{self, JsonReport, Printed};
-
-/// libgearman's environment variables for the `-S` files: CA, client certificate, key.
-pub const TLS_ENV: [&str; 3] = [
-    "GEARMAND_CA_CERTIFICATE",
-    "GEARMAN_CLIENT_PEM",
-    "GEARMAN_CLIENT_KEY",
-];
 
 /// Bounds the connection to each resolved address (and the TLS handshake).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -153,17 +145,15 @@ pub fn tls_options(cli: &Cli, env: impl Fn(&str) -> Option<OsString>) -> Option<
     if !cli.ssl {
         return None;
     }
-    let file = |option: &Option<PathBuf>, var: &str| {
-        option
-            .clone()
-            .or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
-    };
-    Some(TlsOptions {
-        ca_file: file(&cli.ssl_ca_file, TLS_ENV[0]),
-        certificate: file(&cli.ssl_certificate, TLS_ENV[1]),
-        key: file(&cli.ssl_key, TLS_ENV[2]),
-        server_name: cli.ssl_server_name.clone(),
-    })
+    Some(
+        TlsOptions {
+            ca_file: cli.ssl_ca_file.clone(),
+            certificate: cli.ssl_certificate.clone(),
+            key: cli.ssl_key.clone(),
+            server_name: cli.ssl_server_name.clone(),
+        }
+        .or_from_env(env),
+    )
 }
 
 /// Resolves `host` and `port` and connects to the first address that answers, over TLS
@@ -263,6 +253,8 @@ fn io_message(e: &io::Error) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use gearman_shared::tls::TLS_ENV;
+    use std::path::PathBuf;
 
     const SERVICES: &str = "\
 # Network services, Internet style

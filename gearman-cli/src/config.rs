@@ -90,13 +90,6 @@ fn number(option: &'static str, value: &str) -> Result<i64, Error> {
         })
 }
 
-/// libgearman's environment variables for the `-S` files: CA, client certificate, key.
-pub const TLS_ENV: [&str; 3] = [
-    "GEARMAND_CA_CERTIFICATE",
-    "GEARMAN_CLIENT_PEM",
-    "GEARMAN_CLIENT_KEY",
-];
-
 /// The `-S` settings: `None` without `-S`. Each file comes from its `--ssl-*` option, else
 /// from its libgearman variable (looked up with `env`); the `--ssl-*` options without `-S`
 /// are an error, the variables are then ignored.
@@ -116,17 +109,15 @@ pub fn tls_options(
             None => Ok(None),
         };
     }
-    let file = |option: &Option<PathBuf>, var: &str| {
-        option
-            .clone()
-            .or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
-    };
-    Ok(Some(TlsOptions {
-        ca_file: file(&args.ssl_ca_file, TLS_ENV[0]),
-        certificate: file(&args.ssl_certificate, TLS_ENV[1]),
-        key: file(&args.ssl_key, TLS_ENV[2]),
-        server_name: args.ssl_server_name.clone(),
-    }))
+    Ok(Some(
+        TlsOptions {
+            ca_file: args.ssl_ca_file.clone(),
+            certificate: args.ssl_certificate.clone(),
+            key: args.ssl_key.clone(),
+            server_name: args.ssl_server_name.clone(),
+        }
+        .or_from_env(env),
+    ))
 }
 
 impl Config {
@@ -222,6 +213,7 @@ impl Config {
 mod tests {
     use super::*;
     use crate::cli::{parse, Parsed};
+    use gearman_shared::tls::TLS_ENV;
 
     fn config(args: &[&str], env: Option<&str>) -> Result<Config, Error> {
         let mut argv = vec!["gearman"];

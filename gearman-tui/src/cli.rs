@@ -13,13 +13,6 @@ use gearman_shared::tls::TlsOptions;
 /// The Gearman port used when a server is given without one.
 pub const DEFAULT_PORT: u16 = 4730;
 
-/// libgearman's environment variables for the `-S` files: CA, client certificate, key.
-pub const TLS_ENV: [&str; 3] = [
-    "GEARMAND_CA_CERTIFICATE",
-    "GEARMAN_CLIENT_PEM",
-    "GEARMAN_CLIENT_KEY",
-];
-
 /// Live dashboard for Gearman job servers.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -125,17 +118,15 @@ impl Cli {
         if !self.ssl {
             return None;
         }
-        let file = |option: &Option<PathBuf>, var: &str| {
-            option
-                .clone()
-                .or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
-        };
-        Some(TlsOptions {
-            ca_file: file(&self.ssl_ca_file, TLS_ENV[0]),
-            certificate: file(&self.ssl_certificate, TLS_ENV[1]),
-            key: file(&self.ssl_key, TLS_ENV[2]),
-            server_name: self.ssl_server_name.clone(),
-        })
+        Some(
+            TlsOptions {
+                ca_file: self.ssl_ca_file.clone(),
+                certificate: self.ssl_certificate.clone(),
+                key: self.ssl_key.clone(),
+                server_name: self.ssl_server_name.clone(),
+            }
+            .or_from_env(env),
+        )
     }
 }
 

@@ -14,6 +14,7 @@
 //! [`Connection`]: crate::connection::Connection
 //! [`AdminClient`]: crate::admin::AdminClient
 
+use std::ffi::OsString;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -37,6 +38,29 @@ pub struct TlsOptions {
     /// The name the server's certificate must carry (a DNS name or an IP address);
     /// `None` uses the host connected to.
     pub server_name: Option<String>,
+}
+
+/// libgearman's environment variables for the `-S` files: CA, client certificate, key.
+pub const TLS_ENV: [&str; 3] = [
+    "GEARMAND_CA_CERTIFICATE",
+    "GEARMAN_CLIENT_PEM",
+    "GEARMAN_CLIENT_KEY",
+];
+
+impl TlsOptions {
+    /// Fills each file not given on the command line from its libgearman variable
+    /// ([`TLS_ENV`], looked up with `env`; empty means unset), as the C tools do for `-S`.
+    pub fn or_from_env(self, env: impl Fn(&str) -> Option<OsString>) -> TlsOptions {
+        let file = |given: Option<PathBuf>, var: &str| {
+            given.or_else(|| env(var).filter(|v| !v.is_empty()).map(PathBuf::from))
+        };
+        TlsOptions {
+            ca_file: file(self.ca_file, TLS_ENV[0]),
+            certificate: file(self.certificate, TLS_ENV[1]),
+            key: file(self.key, TLS_ENV[2]),
+            server_name: self.server_name,
+        }
+    }
 }
 
 /// Why a TLS connection cannot be set up.
@@ -282,6 +306,31 @@ mod tests {
         assert!(
             matches!(&err, Some(TlsError::Pem { path, .. }) if path == Path::new("/nonexistent/ca.pem")),
             "{err:?}"
+        );
+    }
+
+    #[test]
+    fn files_not_given_come_from_libgearman_variables() {
+        let env = |var: &str| match var {
+            "GEARMAND_CA_CERTIFICATE" => Some(OsString::from("/env/ca.pem")),
+            "GEARMAN_CLIENT_PEM" => Some(OsString::from("/env/client.pem")),
+            // Empty counts as unset.
+            "GEARMAN_CLIENT_KEY" => Some(OsString::new()),
+            _ => None,
+        };
+        let given = TlsOptions {
+            certificate: Some(PathBuf::from("/given/client.pem")),
+            server_name: Some("gearman.example".into()),
+            ..TlsOptions::default()
+        };
+        assert_eq!(
+            given.or_from_env(env),
+            TlsOptions {
+                ca_file: Some(PathBuf::from("/env/ca.pem")),
+                certificate: Some(PathBuf::from("/given/client.pem")),
+                key: None,
+                server_name: Some("gearman.example".into()),
+            }
         );
     }
 
