@@ -1630,7 +1630,19 @@ fn set_open_files_limit(pid: u32, limit: usize) {
 
 #[test]
 fn ours_out_of_descriptors_backs_off_and_takes_the_waiting_connections_later() {
-    let mut server = Server::start(&["--verbose", "WARNING"]);
+    out_of_descriptors("4");
+}
+
+/// With `-t 0` the listener shares the one thread with the connections.
+#[test]
+fn ours_out_of_descriptors_single_threaded() {
+    out_of_descriptors("0");
+}
+
+/// Out of descriptors (EMFILE): accepting backs off, the open connections stay served,
+/// and the connections waiting in the backlog get in as descriptors free up.
+fn out_of_descriptors(threads: &str) {
+    let mut server = Server::start(&["-t", threads, "--verbose", "WARNING"]);
     let addr = server.addr();
     let mut first = Peer::plain(addr);
     first.echo(b"before");
