@@ -605,6 +605,38 @@ fn sighup_reopens_the_log_file() {
     c.echo(b"still serving");
 }
 
+#[test]
+fn ours_sighup_without_the_log_directory_keeps_serving_and_says_why() {
+    let dir = Scratch::new();
+    let logs = dir.path("logs");
+    fs::create_dir_all(&logs).expect("create the log directory");
+    let log = logs.join("gearmand.log");
+    let log_arg = log.to_str().expect("a UTF-8 scratch path").to_string();
+    let mut p = Proc::start(&dir, &["-l", &log_arg, "--verbose", "INFO"]);
+    let mut c = p.connect();
+    c.echo(b"before");
+    fs::remove_dir_all(&logs).expect("remove the log directory");
+    p.signal("HUP");
+    wait_until(
+        Duration::from_secs(5),
+        "the failed reopen is reported on stderr",
+        || p.output().contains("cannot reopen"),
+    );
+    p.assert_alive();
+    c.echo(b"after the failed reopen");
+    p.connect().echo(b"a new connection");
+    // Once the directory is back, the next SIGHUP logs there again.
+    fs::create_dir_all(&logs).expect("recreate the log directory");
+    p.signal("HUP");
+    wait_until(
+        Duration::from_secs(5),
+        "SIGHUP recreates the log file",
+        || log.exists(),
+    );
+    p.connect().echo(b"logged again");
+    p.assert_alive();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pid file
 
