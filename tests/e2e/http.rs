@@ -389,6 +389,40 @@ fn status_of(server: &Server, function: &str) -> Option<(u64, u64, u64)> {
 
 // --- foreground results ---
 
+/// Out of descriptors, the HTTP listener backs off like the Gearman one: the job port's
+/// open connections stay served, and the waiting HTTP request is answered once the limit
+/// is raised.
+#[test]
+fn ours_http_out_of_descriptors_backs_off_and_recovers() {
+    let (mut server, port) = start_http(&["--verbose", "WARNING"]);
+    let mut client = server.connect();
+    client.echo(b"before");
+    let open = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .expect("list the server's descriptors")
+        .count();
+    crate::security::set_open_files_limit(server.pid(), open);
+    let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP port");
+    waiting
+        .set_read_timeout(Some(TIMEOUT))
+        .expect("set read timeout");
+    waiting
+        .write_all(b"GET /status HTTP/1.0\r\n\r\n")
+        .expect("send a request");
+    wait_until(TIMEOUT, "the failed HTTP accept is logged", || {
+        server.log().contains("HTTP accept failed")
+    });
+    client.echo(b"still served");
+    crate::security::set_open_files_limit(server.pid(), 1024);
+    let mut answer = Vec::new();
+    waiting
+        .read_to_end(&mut answer)
+        .expect("the waiting request is answered");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(get(port, "/status").status, 200);
+    server.assert_healthy();
+}
+
 #[test]
 fn fix_post_returns_every_work_data_chunk_then_the_complete_data() {
     let (server, port) = start_http(&[]);

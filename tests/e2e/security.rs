@@ -1615,7 +1615,7 @@ fn ours_limit_max_connections_refuses_the_fourth() {
 
 /// Sets the soft open-files limit of the running process `pid` (the hard limit stays, so
 /// the soft one may be raised again).
-fn set_open_files_limit(pid: u32, limit: usize) {
+pub fn set_open_files_limit(pid: u32, limit: usize) {
     let status = Command::new("prlimit")
         .arg("--pid")
         .arg(pid.to_string())
