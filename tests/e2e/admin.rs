@@ -1507,3 +1507,40 @@ fn fix_a_64_byte_unique_is_stored_whole() {
         &[&unique, &other],
     );
 }
+
+/// Listings far larger than a socket buffer come out whole: 20,000 functions of one worker
+/// in `status` and in its `workers` line, and the server stays healthy.
+#[test]
+fn listings_of_twenty_thousand_functions_are_complete() {
+    const COUNT: usize = 20_000;
+    let mut server = Server::start(&[]);
+    let names: Vec<String> = (0..COUNT).map(|i| format!("many-{i:05}")).collect();
+    let mut worker = server.connect();
+    worker.register(&names.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut admin = server.connect();
+    let status = admin.admin("status");
+    assert!(
+        status.ends_with("\n.\n"),
+        "status ends {:?}",
+        &status[status.len().saturating_sub(40)..]
+    );
+    let mut listed: Vec<&str> = status
+        .lines()
+        .filter(|l| *l != ".")
+        .map(|l| {
+            l.strip_suffix("\t0\t0\t1")
+                .unwrap_or_else(|| panic!("status line {l:?}"))
+        })
+        .collect();
+    listed.sort_unstable();
+    assert_eq!(listed, names.iter().map(String::as_str).collect::<Vec<_>>());
+    let workers = parse_workers(admin.admin("workers").as_bytes());
+    let mut registered = workers
+        .into_iter()
+        .find(|w| !w.functions.is_empty())
+        .expect("the worker's line")
+        .functions;
+    registered.sort_unstable();
+    assert_eq!(registered, names);
+    server.assert_healthy();
+}
