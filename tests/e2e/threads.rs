@@ -79,10 +79,41 @@ fn round_trips_on_many_connections(server: &Server) {
     }
 }
 
+/// A worker that dies holding a job: the job goes to the next worker, whose result reaches
+/// the client.
+fn a_dead_workers_job_goes_to_another(server: &Server) {
+    let mut c = server.connect();
+    let mut dying = server.connect();
+    dying.register(&["g"]);
+    let mut next = server.connect();
+    next.register(&["g"]);
+    next.pre_sleep();
+    next.sync();
+    let handle = c.submit_fg("g", "", "again");
+    // Woken by the submission, it finds the job taken and sleeps again (a worker is woken
+    // once per sleep in which it has grabbed: the GRAB_JOB re-arms the NOOP).
+    next.expect(Response::Noop);
+    let (held, _, _) = dying.grab();
+    assert_eq!(held, handle);
+    next.grab_none();
+    next.pre_sleep();
+    next.sync();
+    drop(dying);
+    next.expect(Response::Noop);
+    let (got, _, data) = next.grab();
+    assert_eq!((&got, data), (&handle, b("again")));
+    next.complete(&handle, b"done");
+    c.expect(Response::WorkComplete {
+        handle,
+        data: b("done"),
+    });
+}
+
 fn check_mode(threads: &str) -> Server {
     let server = Server::start(&["-t", threads]);
     round_trip(&server);
     round_trips_on_many_connections(&server);
+    a_dead_workers_job_goes_to_another(&server);
     server
 }
 
