@@ -1284,6 +1284,55 @@ fn fix_a_store_that_cannot_write_refuses_the_job_and_the_server_keeps_serving() 
     wait_rows(&db, 1, "the completed job is deleted");
 }
 
+/// Descriptors run out while a client submits background jobs: each job is either
+/// acknowledged and on disk (it survives kill -9 and is replayed) or refused with an ERROR.
+/// (The store keeps its database and WAL files open, so today every job is acknowledged.)
+#[test]
+fn ours_out_of_descriptors_during_submission_loses_no_acknowledged_job() {
+    let dir = TempDir::new("nofile");
+    let db = dir.db();
+    let mut server = Daemon::ours(&dir, &db, &[]);
+    let mut c = server.connect();
+    c.submit(bg_job("nf", "first", "1", Priority::Normal));
+    let pid = server.process.pid();
+    let open = fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list the server's descriptors")
+        .count();
+    crate::security::set_open_files_limit(pid, open);
+    let mut acknowledged = vec![b("first")];
+    let mut refused = 0;
+    for i in 0..50 {
+        let unique = format!("u{i}");
+        c.send(Request::Submit(bg_job(
+            "nf",
+            &unique,
+            "x",
+            Priority::Normal,
+        )));
+        let p = c.recv_packet();
+        match p.kind {
+            PacketType::JobCreated => acknowledged.push(b(unique)),
+            PacketType::Error => refused += 1,
+            _ => panic!("expected JOB_CREATED or ERROR, got {}", show(&p)),
+        }
+    }
+    c.echo(b"the connection still works");
+    eprintln!("{} acknowledged, {refused} refused", acknowledged.len());
+    server.kill();
+    let stored: HashSet<Bytes> = rows(&db).into_iter().map(|r| b(r.unique)).collect();
+    for unique in &acknowledged {
+        assert!(stored.contains(unique), "acknowledged job {unique:?} lost");
+    }
+    let restarted = Daemon::ours(&dir, &db, &[]);
+    let mut replayed: Vec<Bytes> = drain(restarted.addr(), &["nf"])
+        .into_iter()
+        .map(|(unique, _)| unique)
+        .collect();
+    replayed.sort();
+    acknowledged.sort();
+    assert_eq!(replayed, acknowledged);
+}
+
 // ---- 6. --store-queue-on-shutdown ----------------------------------------------------------
 
 #[test]
