@@ -397,9 +397,7 @@ fn ours_http_out_of_descriptors_backs_off_and_recovers() {
     let (mut server, port) = start_http(&["--verbose", "WARNING"]);
     let mut client = server.connect();
     client.echo(b"before");
-    let open = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
-        .expect("list the server's descriptors")
-        .count();
+    let open = crate::security::open_descriptors(server.pid());
     crate::security::set_open_files_limit(server.pid(), open);
     let mut waiting = TcpStream::connect(("127.0.0.1", port)).expect("connect to the HTTP port");
     waiting

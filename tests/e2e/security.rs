@@ -1613,6 +1613,13 @@ fn ours_limit_max_connections_refuses_the_fourth() {
     server.assert_alive();
 }
 
+/// How many descriptors the process `pid` has open.
+pub fn open_descriptors(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list the server's descriptors")
+        .count()
+}
+
 /// Sets the soft open-files limit of the running process `pid` (the hard limit stays, so
 /// the soft one may be raised again).
 pub fn set_open_files_limit(pid: u32, limit: usize) {
@@ -1646,9 +1653,7 @@ fn out_of_descriptors(threads: &str) {
     let addr = server.addr();
     let mut first = Peer::plain(addr);
     first.echo(b"before");
-    let open = fs::read_dir(format!("/proc/{}/fd", server.pid()))
-        .expect("list the server's descriptors")
-        .count();
+    let open = open_descriptors(server.pid());
     // Room for two more connections (three if the start-up probe was still counted).
     set_open_files_limit(server.pid(), open + 2);
     let mut admitted: Vec<Peer> = (0..2).map(|_| Peer::plain(addr)).collect();
