@@ -16,7 +16,8 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use gearman_shared::protocol::Response;
+use bytes::Bytes;
+use gearman_shared::protocol::{Request, Response};
 
 use crate::harness::{b, gearmand_bin, wait_until, ChildGuard, Client, Server};
 use crate::server_process::ServerProcess;
@@ -438,6 +439,30 @@ fn ours_admin_shutdown_graceful_on_an_idle_server_exits_at_once() {
     let mut a = p.connect();
     assert_eq!(a.admin("SHUTDOWN GRACEFUL"), "OK\r\n");
     assert_eq!(p.wait_exit(EXIT_LIMIT).code(), Some(0));
+}
+
+/// The exit waits for the last replies to be written, but a client that never reads must not
+/// hold it up for ever: after 5 s the server exits without them.
+#[test]
+fn ours_admin_shutdown_is_not_held_up_by_a_client_that_never_reads() {
+    let mut server = Server::start(&[]);
+    let mut stuck = server.connect();
+    // 32 echoes of 1 MiB: far more than the kernel's socket buffers hold, so the server's
+    // writer for this connection is left waiting with replies unwritten.
+    // The sends return once the server has read all but what the buffers hold.
+    let data = Bytes::from(vec![b'x'; 1 << 20]);
+    for _ in 0..32 {
+        stuck.send(Request::Echo { data: data.clone() });
+    }
+    let mut admin = server.connect();
+    let started = Instant::now();
+    assert_eq!(admin.admin("shutdown"), "OK\r\n");
+    assert_eq!(server.wait_exit(Duration::from_secs(15)).code(), Some(0));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(4) && took < Duration::from_secs(10),
+        "the exit took {took:?}; it should wait about 5 s for the stuck writer, then go"
+    );
 }
 
 #[test]
