@@ -13,6 +13,7 @@ pub mod http;
 pub mod io_thread;
 pub mod listener;
 pub mod logging;
+pub mod memory;
 pub mod processor;
 pub mod queue;
 pub mod reactor;

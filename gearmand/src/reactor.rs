@@ -15,6 +15,9 @@
 //! sockets; after [`MAX_ROUNDS`] such polls in a row the thread looks at its sockets
 //! without sleeping, so I/O is never starved by a busy thread.
 //!
+//! A thread that has been idle for [`IDLE_GIVE_BACK`] after doing work gives its freed
+//! memory back to the system ([`crate::memory`]) once, then sleeps without a timeout.
+//!
 //! Timers (async-std's `sleep` and `timeout`) stay on async-io: they are rare on these
 //! threads, and async-io's own thread drives them and wakes this one.
 
@@ -38,6 +41,8 @@ const WAKE: Token = Token(usize::MAX);
 const MAX_ROUNDS: usize = 16;
 /// Readiness events taken from the kernel per wait.
 const EVENTS: usize = 1024;
+/// Idle time after which a thread gives its freed memory back to the system.
+const IDLE_GIVE_BACK: Duration = Duration::from_secs(1);
 
 /// An event loop, made before its thread starts (so that failing to make one stops the
 /// start-up rather than a thread) and run by [`Reactor::block_on`] on that thread.
@@ -107,11 +112,14 @@ impl Reactor {
         let mut future = pin!(future);
         let mut events = Events::with_capacity(EVENTS);
         let mut rounds = 0;
+        // Work was done since memory was last given back.
+        let mut worked = true;
         loop {
             if signal.woken.swap(false, Ordering::SeqCst) {
                 if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                     return output;
                 }
+                worked = true;
                 rounds += 1;
                 if rounds < MAX_ROUNDS {
                     continue;
@@ -120,13 +128,18 @@ impl Reactor {
             rounds = 0;
             signal.sleeping.store(true, Ordering::SeqCst);
             // A wake-up between the poll above and here must not be slept through.
-            let timeout = signal
-                .woken
-                .load(Ordering::SeqCst)
-                .then_some(Duration::ZERO);
+            let timeout = if signal.woken.load(Ordering::SeqCst) {
+                Some(Duration::ZERO)
+            } else {
+                worked.then_some(IDLE_GIVE_BACK)
+            };
             let waited = poll.poll(&mut events, timeout);
             signal.sleeping.store(false, Ordering::SeqCst);
             match waited {
+                Ok(()) if events.is_empty() && timeout == Some(IDLE_GIVE_BACK) => {
+                    crate::memory::give_back();
+                    worked = false;
+                }
                 Ok(()) => local.dispatch(&events),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {

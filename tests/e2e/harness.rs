@@ -297,6 +297,18 @@ pub fn payload(p: &Packet) -> Vec<u8> {
     out
 }
 
+/// A size in KiB from `/proc/<pid>/status`: `VmRSS` (all resident memory), `RssAnon` (the
+/// heap and stacks, without the binary's pages), ….
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
 /// A plain foreground NORMAL job.
 pub fn job(function: &str, unique: impl AsRef<[u8]>, data: impl AsRef<[u8]>) -> SubmitJob {
     SubmitJob::new(b(function), b(unique), b(data))

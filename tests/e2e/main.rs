@@ -23,6 +23,7 @@ mod grab;
 mod http;
 mod interop_c;
 mod interop_gear;
+mod memory;
 mod operations;
 mod persistence;
 mod persistence_db;

@@ -28,7 +28,7 @@ use gearman_shared::admin::AdminClient;
 use gearman_shared::connection::{Connection, ConnectionError};
 use gearman_shared::protocol::{GrabKind, JobMode, Priority, Request, Response, SubmitJob};
 
-use crate::harness::{esc, is_timeout, Server};
+use crate::harness::{esc, is_timeout, status_kib, Server};
 
 // --- configuration and small helpers ---
 
@@ -82,17 +82,6 @@ impl Rng {
     fn byte(&mut self) -> u8 {
         self.next() as u8
     }
-}
-
-/// Resident memory of a process in KiB, from `/proc/<pid>/status`.
-fn rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
 }
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -640,7 +629,7 @@ fn soak_mixed_load_with_persistent_queue() {
     let db_arg = db.to_str().expect("temp path is UTF-8").to_owned();
     let mut server = Server::start(&["-q", "libsqlite3", "--libsqlite3-db", &db_arg]);
     let pid = server.pid();
-    let rss_start = rss_kib(pid);
+    let rss_start = status_kib(pid, "VmRSS");
 
     let start = Instant::now();
     let submit_until = start + Duration::from_secs(secs);
@@ -694,7 +683,7 @@ fn soak_mixed_load_with_persistent_queue() {
     // The baseline: after start-up and a warm-up under the full load.
     let warm_up = Duration::from_secs((secs / 5).clamp(2, 8));
     thread::sleep(warm_up);
-    let rss_warm = rss_kib(pid);
+    let rss_warm = status_kib(pid, "VmRSS");
 
     // Load runs until `submit_until`, ending with the workers paused: the backlog then is what
     // the drain starts from. The submitters return once their foreground jobs are done.
@@ -727,7 +716,7 @@ fn soak_mixed_load_with_persistent_queue() {
         thread::sleep(Duration::from_millis(50));
     };
     let drain_time = submit_until.elapsed();
-    let rss_drained = rss_kib(pid);
+    let rss_drained = status_kib(pid, "VmRSS");
     let stats = admin.stats_report().expect("stats after the drain");
 
     shared.stop_workers.store(true, Ordering::Relaxed);
