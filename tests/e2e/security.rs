@@ -1290,6 +1290,38 @@ fn ours_acl_can_do_and_submit_by_pattern() {
     let _ = fs::remove_dir_all(dir);
 }
 
+/// A many-star pattern against a 20,000-byte name costs the processing thread next to
+/// nothing: a neighbour's ECHO right after the hostile CAN_DO and SUBMIT comes back promptly.
+/// (A backtracking glob took minutes here, stalling every client.)
+#[test]
+fn ours_acl_hostile_pattern_and_long_name_stall_no_one() {
+    let dir = scratch("acl");
+    let acl = "[any]\ncan_do = a*a*a*a*a*a*a*a*b\nsubmit = a*a*a*a*a*a*a*a*b\n";
+    let mut server = acl_server(&dir, acl, &[]);
+    let addr = server.addr();
+    let name = "a".repeat(20_000);
+    let mut hostile = Peer::plain(addr);
+    let mut neighbour = Peer::plain(addr);
+    hostile.can_do(&name);
+    hostile.send(Request::Submit(bg(&name, "x")));
+    let started = Instant::now();
+    // Let the hostile packets reach the processing thread first.
+    thread::sleep(Duration::from_millis(100));
+    neighbour.echo(b"still there?");
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "a neighbour's ECHO waited {waited:?} behind a hostile name"
+    );
+    hostile.expect_denied(DENIED_CAN_DO);
+    hostile.expect_denied(DENIED_SUBMIT);
+    // A matching name is still granted.
+    let mut fine = Peer::plain(addr);
+    fine.submit_bg(&format!("{name}b"), "x");
+    server.assert_alive();
+    let _ = fs::remove_dir_all(dir);
+}
+
 #[test]
 fn ours_acl_admin_families() {
     let dir = scratch("acl");
