@@ -214,7 +214,7 @@ pub struct Cli {
     /// MySQL/MariaDB host for `-q libdrizzle` / `-q MySQL`.
     #[arg(
         long,
-        alias = "mysql-host",
+        visible_alias = "mysql-host",
         default_value = "localhost",
         value_name = "HOST",
         help_heading = "libdrizzle (MySQL)"
@@ -224,7 +224,7 @@ pub struct Cli {
     /// Port of the server.
     #[arg(
         long,
-        alias = "mysql-port",
+        visible_alias = "mysql-port",
         default_value_t = 3306,
         value_name = "PORT",
         help_heading = "libdrizzle (MySQL)"
@@ -238,7 +238,7 @@ pub struct Cli {
     /// User name (default root).
     #[arg(
         long,
-        alias = "mysql-user",
+        visible_alias = "mysql-user",
         value_name = "USER",
         help_heading = "libdrizzle (MySQL)"
     )]
@@ -247,7 +247,7 @@ pub struct Cli {
     /// User password.
     #[arg(
         long,
-        alias = "mysql-password",
+        visible_alias = "mysql-password",
         default_value = "",
         value_name = "PASSWORD",
         help_heading = "libdrizzle (MySQL)"
@@ -257,7 +257,7 @@ pub struct Cli {
     /// Database (default gearman with -q libdrizzle; required with -q MySQL).
     #[arg(
         long,
-        alias = "mysql-db",
+        visible_alias = "mysql-db",
         value_name = "DB",
         help_heading = "libdrizzle (MySQL)"
     )]
@@ -266,7 +266,7 @@ pub struct Cli {
     /// Table (default queue with -q libdrizzle, gearman_queue with -q MySQL).
     #[arg(
         long,
-        alias = "mysql-table",
+        visible_alias = "mysql-table",
         value_name = "TABLE",
         help_heading = "libdrizzle (MySQL)"
     )]
@@ -403,10 +403,29 @@ pub fn command() -> clap::Command {
 /// Renders the man page `gearmand.8` from the clap definition.
 pub fn man_page() -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    clap_mangen::Man::new(command())
+    clap_mangen::Man::new(command().mut_args(with_aliases_in_help))
         .section("8")
         .render(&mut out)?;
     Ok(out)
+}
+
+/// clap_mangen leaves visible aliases out of the page; the 1.1.20 names (`--mysql-host`…)
+/// are what operators look for, so the page says them in the option's text.
+fn with_aliases_in_help(arg: clap::Arg) -> clap::Arg {
+    let aliases = arg.get_visible_aliases().unwrap_or_default();
+    if aliases.is_empty() {
+        return arg;
+    }
+    let names: Vec<String> = aliases.iter().map(|a| format!("--{a}")).collect();
+    let help = arg
+        .get_long_help()
+        .or(arg.get_help())
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    arg.long_help(format!(
+        "{help}\n\nAlso {}, its name in gearmand 1.1.20.",
+        names.join(", ")
+    ))
 }
 
 /// What the command line asks for.
@@ -593,6 +612,23 @@ mod tests {
             committed == page,
             "man/gearmand.8 is stale: run UPDATE_MAN=1 cargo test -p gearmand man_page"
         );
+    }
+
+    /// Operators grep `--help` and the man page for the names 1.1.20 documents.
+    #[test]
+    fn help_and_man_page_list_the_mysql_names() {
+        let help = command().render_long_help().to_string();
+        let page = String::from_utf8(man_page().expect("render man page")).expect("UTF-8");
+        for name in ["host", "port", "user", "password", "db", "table"] {
+            assert!(
+                help.contains(&format!("--mysql-{name}")),
+                "--help lacks {name}"
+            );
+            assert!(
+                page.contains(&format!("\\-\\-mysql\\-{name}")),
+                "man lacks {name}"
+            );
+        }
     }
 
     #[test]
