@@ -20,6 +20,7 @@ use gearman_shared::protocol::{
 };
 
 use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
+use crate::fault;
 use crate::io_thread::Slot;
 use crate::socket::{Buffered, ReadChunk, Socket};
 use crate::state::PeerInfo;
@@ -314,7 +315,12 @@ fn incoming(frame: Frame) -> Incoming {
             terminator_len,
         },
         Frame::Packet(packet) => match Request::try_from(packet) {
-            Ok(request) => Incoming::Request(request),
+            Ok(request) => {
+                if let Request::Echo { data } = &request {
+                    fault::check(fault::Site::Io, data);
+                }
+                Incoming::Request(request)
+            }
             Err(ProtocolError::WrongMagic) => Incoming::Reject(Response::error(
                 ErrorCode::InvalidMagic,
                 "Request magic expected",

@@ -277,6 +277,7 @@ async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
         }
     };
     let function = function_name(req.url().path());
+    crate::fault::check(crate::fault::Site::Http, &function);
     if function.is_empty() {
         return Ok(reply(StatusCode::NotFound, None, "", Vec::new()));
     }

@@ -15,6 +15,7 @@ use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::config::Keepalive;
 use crate::event::ConnId;
+use crate::fault;
 use crate::io_thread::{NewConnection, Slot};
 use crate::reactor::{Direction, Registered};
 
@@ -103,6 +104,9 @@ pub async fn run(
                         }
                     }
                     next_id += 1;
+                    if next_id == 2 && fault::armed(fault::Site::Listener) {
+                        fault::fire(fault::Site::Listener);
+                    }
                     let target = &io_threads[next_thread % io_threads.len()];
                     next_thread = next_thread.wrapping_add(1);
                     if target.send((ConnId(next_id), stream, slot)).await.is_err() {

@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -19,7 +20,36 @@ use crate::config::{Config, LogTarget};
 /// The installed logger; dropping it flushes what is still queued.
 pub struct Logger {
     file: Option<Arc<LogFile>>,
-    _guards: Vec<WorkerGuard>,
+}
+
+/// The logging threads' guards: dropping one writes out what its thread still holds.
+/// Global rather than in [`Logger`] so that the panic hook can flush before the process
+/// exits (see [`flush`]).
+static GUARDS: Mutex<Vec<WorkerGuard>> = Mutex::new(Vec::new());
+
+/// Whether the log goes to stderr, so that a fatal message is not printed there twice.
+static LOGS_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Writes out every queued log line (waiting a bounded time for the logging threads);
+/// nothing is logged after this.
+pub fn flush() {
+    // `try_lock`: a panic while the lock is held must not deadlock the exit.
+    let guards = match GUARDS.try_lock() {
+        Ok(mut guards) => std::mem::take(&mut *guards),
+        Err(_) => Vec::new(),
+    };
+    drop(guards);
+}
+
+/// Whether the log already goes to stderr.
+pub fn logs_to_stderr() -> bool {
+    LOGS_TO_STDERR.load(Ordering::Relaxed)
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        flush();
+    }
 }
 
 impl Logger {
@@ -41,7 +71,10 @@ pub fn init(config: &Config) -> anyhow::Result<Logger> {
     let mut file = None;
     let main = match &config.log {
         LogTarget::None => None,
-        LogTarget::Stderr => Some(tracing_appender::non_blocking(io::stderr())),
+        LogTarget::Stderr => {
+            LOGS_TO_STDERR.store(true, Ordering::Relaxed);
+            Some(tracing_appender::non_blocking(io::stderr()))
+        }
         LogTarget::File(path) => match LogFile::open(path) {
             Ok(f) => {
                 let f = Arc::new(f);
@@ -53,6 +86,7 @@ pub fn init(config: &Config) -> anyhow::Result<Logger> {
                     "gearmand: cannot open {} ({e}); logging to stderr",
                     path.display()
                 );
+                LOGS_TO_STDERR.store(true, Ordering::Relaxed);
                 Some(tracing_appender::non_blocking(io::stderr()))
             }
             Err(e) => anyhow::bail!("Could not open log file {}: {e}", path.display()),
@@ -94,10 +128,10 @@ pub fn init(config: &Config) -> anyhow::Result<Logger> {
         .with(syslog_layer)
         .try_init()
         .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
-    Ok(Logger {
-        file,
-        _guards: guards,
-    })
+    if let Ok(mut kept) = GUARDS.lock() {
+        kept.extend(guards);
+    }
+    Ok(Logger { file })
 }
 
 /// An append-mode log file that can be swapped for a fresh one.

@@ -12,11 +12,14 @@ use futures::StreamExt;
 use crate::acl::Acl;
 use crate::config::ShutdownAccess;
 use crate::event::{ConnId, Event, EventQueue, Incoming, Outbox, Outgoing};
+use crate::fault;
+use crate::notify::Heartbeat;
 use crate::queue::writer::StoreMsg;
 use crate::queue::StoredJob;
 use crate::state::{Map, State, StateConfig};
 use crate::stats::Traffic;
 use gearman_shared::admin::StatsReport;
+use gearman_shared::protocol::Request;
 
 /// Events handled before replies are flushed and timers checked.
 const BATCH: usize = 512;
@@ -52,6 +55,10 @@ pub struct Setup {
     pub replay: Vec<StoredJob>,
     /// `--acl`, if given.
     pub acl: Option<Acl>,
+    /// Told once the replayed jobs are in the tables (the server is then ready).
+    pub replayed: std::sync::mpsc::Sender<()>,
+    /// The systemd watchdog's pulse, kept while the loop turns.
+    pub heartbeat: Option<Heartbeat>,
 }
 
 /// Why the processing loop ended.
@@ -82,6 +89,8 @@ pub async fn run(setup: Setup) -> Exit {
         store,
         replay,
         acl,
+        replayed: replay_done,
+        heartbeat,
     } = setup;
     let mut state = State::new(config);
     state.set_acl(acl);
@@ -90,6 +99,7 @@ pub async fn run(setup: Setup) -> Exit {
     if replayed > 0 {
         tracing::info!(jobs = replayed, "replayed the persistent queue");
     }
+    let _ = replay_done.send(());
     let mut processor = Processor {
         state,
         store,
@@ -102,7 +112,16 @@ pub async fn run(setup: Setup) -> Exit {
         stop_accepting,
     };
     let exit = loop {
-        let first = match processor.state.next_deadline() {
+        let now = now_ms();
+        if let Some(heartbeat) = &heartbeat {
+            heartbeat.beat(now);
+        }
+        let deadline = match (processor.state.next_deadline(), &heartbeat) {
+            (Some(due), Some(heartbeat)) => Some(due.min(heartbeat.next_due_ms(now))),
+            (due, None) => due,
+            (None, Some(heartbeat)) => Some(heartbeat.next_due_ms(now)),
+        };
+        let first = match deadline {
             // `next()` keeps its listener in the receiver between waits.
             None => events.next().await,
             Some(deadline) => {
@@ -169,6 +188,10 @@ impl Processor {
                     match item {
                         Incoming::Request(request) => {
                             tracing::debug!(conn = conn.0, ?request, "request");
+                            if let Request::Submit(job) = &request {
+                                fault::check(fault::Site::Processor, &job.function);
+                                fault::check(fault::Site::ProcessorStall, &job.function);
+                            }
                             self.state.handle(conn, request, now)
                         }
                         Incoming::Reject(response) => {

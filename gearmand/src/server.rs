@@ -24,6 +24,7 @@ use crate::http;
 use crate::io_thread;
 use crate::listener;
 use crate::logging;
+use crate::notify;
 use crate::processor::{self, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
@@ -97,6 +98,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let (stop_tx, stop_rx) = channel::bounded(1);
     let stop_rx_for_http = stop_rx.clone();
+    let heartbeat = notify::start_watchdog()?;
+    let (replayed_tx, replayed_rx) = std::sync::mpsc::channel();
     let parts = Parts {
         listeners,
         events_tx: events_tx.clone(),
@@ -111,6 +114,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         tls: tls.clone(),
         acl,
         writers: connection::Writers::default(),
+        replayed: replayed_tx,
+        heartbeat,
     };
     start_timers();
     start_threads(parts)?;
@@ -126,7 +131,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             spawn("gearmand-http".into(), move || block_on(serve))?;
         }
     }
-    tracing::info!(threads = ?config.threads, "gearmand ready");
+    // The ports listen already; the processor says when the replayed jobs are in. An
+    // error means it ended first (an admin `shutdown` during start-up): not ready at all.
+    if replayed_rx.recv().is_ok() {
+        tracing::info!(threads = ?config.threads, "gearmand ready");
+        notify::ready();
+    }
     for signal in signals.forever() {
         match signal {
             SIGUSR1 => {
@@ -153,6 +163,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     }
+    notify::stopping();
     if let Some(store) = store {
         store.stop();
     }
@@ -220,6 +231,10 @@ struct Parts {
     acl: Option<Acl>,
     /// The connection writers still running, waited for at the exit.
     writers: connection::Writers,
+    /// Told by the processor once the replayed jobs are in its tables.
+    replayed: std::sync::mpsc::Sender<()>,
+    /// The systemd watchdog's pulse, if a watchdog is asked for.
+    heartbeat: Option<notify::Heartbeat>,
 }
 
 impl Parts {
@@ -241,6 +256,8 @@ impl Parts {
             store: self.store.clone(),
             replay: std::mem::take(&mut self.replay),
             acl: self.acl.take(),
+            replayed: self.replayed.clone(),
+            heartbeat: self.heartbeat.take(),
         })
         .then(|_exit| async move {
             writers.finished(FLUSH_LIMIT).await;

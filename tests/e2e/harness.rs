@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -158,6 +159,11 @@ impl Server {
     /// Starts the server with extra `args`, on 127.0.0.1 and a free port, logging to a file
     /// that is printed if the test fails.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &OsStr)]) -> Server {
         let bin = gearmand_bin();
         assert!(
             bin.is_file(),
@@ -196,7 +202,7 @@ impl Server {
             if let Some(level) = std::env::var_os("E2E_VERBOSE") {
                 cmd.arg("--verbose").arg(level);
             }
-            cmd.args(args);
+            cmd.args(args).envs(env.iter().copied());
             let mut process = ServerProcess::spawn(cmd, dir.join("server.log"));
             match wait_ready(&mut process, port) {
                 Ok(()) => return Server { process, port, dir },

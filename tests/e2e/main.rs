@@ -29,6 +29,7 @@ mod persistence;
 mod persistence_db;
 mod retries;
 mod security;
+mod service;
 mod signals;
 mod soak;
 mod stats;

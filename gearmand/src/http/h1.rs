@@ -382,7 +382,7 @@ fn parse_head(request: &httparse::Request<'_, '_>) -> Result<Head, Refusal> {
         (false, None) => BodyFraming::Length(0),
     };
     // A message with both framings may be a smuggling attempt: serve it, then close.
-    let keep_alive = !connection_close && !(chunked && length.is_some());
+    let keep_alive = !(connection_close || (chunked && length.is_some()));
     Ok(Head {
         method,
         url,

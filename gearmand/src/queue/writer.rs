@@ -102,6 +102,11 @@ fn run(
                 }
             });
         }
+        for op in &ops {
+            if let StoreOp::Add(job) = op {
+                crate::fault::check(crate::fault::Site::Store, &job.function);
+            }
+        }
         let error = if ops.is_empty() {
             None
         } else {
