@@ -29,7 +29,9 @@ command -v pg_ctlcluster >/dev/null 2>&1 || apt_missing+=(postgresql)
 command -v mariadbd >/dev/null 2>&1 || apt_missing+=(mariadb-server)
 command -v memcached >/dev/null 2>&1 || apt_missing+=(memcached)
 command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
-[ -f /usr/include/tcadb.h ] || apt_missing+=(libtokyocabinet-dev)
+# Tokyo Cabinet is loaded at run time (dlopen of libtokyocabinet.so.9), so only the runtime
+# library is needed, not its headers.
+dpkg -s libtokyocabinet9 >/dev/null 2>&1 || apt_missing+=(libtokyocabinet9)
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     if ! is_root; then

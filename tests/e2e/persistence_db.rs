@@ -349,8 +349,14 @@ impl Drop for Daemon {
 
 /// Runs our gearmand to its exit (start-up failures, `--check-args`): (status, stderr).
 fn run_to_exit(args: &[&str]) -> (ExitStatus, String) {
+    run_to_exit_with_env(args, &[])
+}
+
+/// [`run_to_exit`] with extra environment variables.
+fn run_to_exit_with_env(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String) {
     let dir = TempDir::new("exit");
     let mut child = Command::new(gearmand_bin())
+        .envs(env.iter().copied())
         .args(["-L", "127.0.0.1", "-p", &free_port().to_string()])
         .args(["-l", "stderr"])
         .arg("-P")
@@ -1529,5 +1535,45 @@ fn tokyocabinet_bad_options_fail_at_start() {
         "false",
         "--check-args",
     ]);
+    assert!(status.success(), "{stderr}");
+}
+
+/// The library is loaded at run time: without it `-q libtokyocabinet` stops the start and
+/// `--check-args` alike with one line naming the package, and nothing else is affected. A
+/// debug build loads the soname in `GEARMAND_TEST_TOKYOCABINET_SONAME` instead, which is how
+/// a machine that has the library sees it missing; a release build ignores the variable.
+#[test]
+fn ours_tokyocabinet_missing_library_fails_at_start() {
+    let dir = TempDir::new("tc_nolib");
+    let file = dir.path().join("q.tch");
+    let file = file.to_str().expect("temp path is UTF-8");
+    let env = [("GEARMAND_TEST_TOKYOCABINET_SONAME", "libdoesnotexist.so.9")];
+    let args = ["-q", "libtokyocabinet", "--libtokyocabinet-file", file];
+    let check_args = [&args[..], &["--check-args"]].concat();
+    if !cfg!(debug_assertions) {
+        // The binary is built with the same profile as this test.
+        let (status, stderr) = run_to_exit_with_env(&check_args, &env);
+        assert!(
+            status.success(),
+            "a release build honoured the override: {stderr}"
+        );
+        return;
+    }
+    // What glibc's dlerror says for a soname it cannot find (gearmand never calls setlocale,
+    // so the message is untranslated).
+    let expected = "gearmand: Error while initializing the queue : libtokyocabinet (cannot load \
+                    libtokyocabinet.so.9: libdoesnotexist.so.9: cannot open shared object file: \
+                    No such file or directory; install libtokyocabinet9)\n";
+    for args in [&args[..], &check_args[..]] {
+        let (status, stderr) = run_to_exit_with_env(args, &env);
+        assert_eq!(status.code(), Some(1), "{args:?}: stderr {stderr}");
+        assert_eq!(stderr, expected, "{args:?}");
+    }
+    assert!(
+        !Path::new(file).exists(),
+        "nothing is created without the library"
+    );
+    // The override concerns Tokyo Cabinet alone: the default queue still checks out.
+    let (status, stderr) = run_to_exit_with_env(&["--check-args"], &env);
     assert!(status.success(), "{stderr}");
 }

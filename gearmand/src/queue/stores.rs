@@ -5,13 +5,15 @@ use super::memcached::{MemcachedConfig, MemcachedStore};
 use super::mysql::{MysqlConfig, MysqlStore};
 use super::postgres::{PostgresConfig, PostgresStore};
 use super::redis::{RedisConfig, RedisStore};
-use super::tokyocabinet::{TokyoCabinetConfig, TokyoCabinetStore};
+use super::tokyocabinet::{self, TokyoCabinetConfig, TokyoCabinetStore};
 use super::QueueStore;
 use crate::cli::Cli;
 use crate::config::QueueConfig;
 
 /// The store `name` (lower-cased `-q`) names with its options checked, or `None` when no
-/// store here has that name. Nothing is connected to: `--check-args` stops after this.
+/// store here has that name. Nothing is connected to: `--check-args` stops after this. A
+/// store whose library is loaded at run time has it loaded here, so a missing library fails
+/// `--check-args` as it fails the start.
 pub fn from_cli(name: &str, cli: &Cli) -> Option<Result<QueueConfig, String>> {
     Some(match name {
         "libpq" | "postgres" => {
@@ -56,6 +58,11 @@ pub fn from_cli(name: &str, cli: &Cli) -> Option<Result<QueueConfig, String>> {
             cli.libtokyocabinet_file.as_deref(),
             cli.libtokyocabinet_optimize,
         )
+        .and_then(|config| {
+            tokyocabinet::check_library()
+                .map(|()| config)
+                .map_err(|e| e.to_string())
+        })
         .map(QueueConfig::TokyoCabinet),
         _ => return None,
     })

@@ -10,16 +10,31 @@
 //! parameters may follow a `#`). Each batch is one Tokyo Cabinet transaction followed by a
 //! sync to disk. Replay order is the database's own (hash order or key order), as in the C
 //! server. Function names and uniques containing NUL bytes cannot be stored in this format.
+//!
+//! The library is loaded at run time (`dlopen` of `libtokyocabinet.so.9`, Debian's
+//! `libtokyocabinet9`), not linked: the server then builds and runs with Rust alone, and
+//! only `-q libtokyocabinet` needs the library. Every symbol is resolved once, at the first
+//! use, into `Api`, which stays loaded for the rest of the process.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use bytes::Bytes;
+use libloading::Library;
 
 use super::{priority_from_index, QueueStore, StoreError, StoreOp, StoredJob};
 
 const STORE: &str = "libtokyocabinet";
+
+/// The library's soname in Debian's `libtokyocabinet9`.
+const SONAME: &str = "libtokyocabinet.so.9";
+
+/// Debug builds only: a soname to load instead of [`SONAME`], so the tests can see the
+/// library missing on a machine that has it. Release builds never read it.
+#[cfg(debug_assertions)]
+const SONAME_OVERRIDE: &str = "GEARMAND_TEST_TOKYOCABINET_SONAME";
 
 /// `TCADB`, opaque.
 #[repr(C)]
@@ -30,35 +45,114 @@ struct Tcadb {
 const ADBOHDB: c_int = 3;
 const ADBOBDB: c_int = 4;
 
-#[link(name = "tokyocabinet")]
-extern "C" {
-    fn tcadbnew() -> *mut Tcadb;
-    fn tcadbdel(adb: *mut Tcadb);
-    fn tcadbopen(adb: *mut Tcadb, name: *const c_char) -> bool;
-    fn tcadbclose(adb: *mut Tcadb) -> bool;
-    fn tcadbput(
-        adb: *mut Tcadb,
-        kbuf: *const c_void,
-        ksiz: c_int,
-        vbuf: *const c_void,
-        vsiz: c_int,
-    ) -> bool;
-    fn tcadbout(adb: *mut Tcadb, kbuf: *const c_void, ksiz: c_int) -> bool;
-    fn tcadbvsiz(adb: *mut Tcadb, kbuf: *const c_void, ksiz: c_int) -> c_int;
-    fn tcadbget(adb: *mut Tcadb, kbuf: *const c_void, ksiz: c_int, sp: *mut c_int) -> *mut c_void;
-    fn tcadbiterinit(adb: *mut Tcadb) -> bool;
-    fn tcadbiternext(adb: *mut Tcadb, sp: *mut c_int) -> *mut c_void;
-    fn tcadbsync(adb: *mut Tcadb) -> bool;
-    fn tcadboptimize(adb: *mut Tcadb, params: *const c_char) -> bool;
-    fn tcadbtranbegin(adb: *mut Tcadb) -> bool;
-    fn tcadbtrancommit(adb: *mut Tcadb) -> bool;
-    fn tcadbtranabort(adb: *mut Tcadb) -> bool;
-    fn tcadbomode(adb: *mut Tcadb) -> c_int;
-    fn tcadbreveal(adb: *mut Tcadb) -> *mut c_void;
-    fn tchdbecode(hdb: *mut c_void) -> c_int;
-    fn tcbdbecode(bdb: *mut c_void) -> c_int;
-    fn tcerrmsg(ecode: c_int) -> *const c_char;
-    fn tcfree(ptr: *mut c_void);
+/// The library could not be loaded, or lacks a symbol the binding calls.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot load {SONAME}: {reason}; install libtokyocabinet9")]
+pub struct LoadError {
+    /// What `dlopen` or `dlsym` said.
+    reason: String,
+}
+
+/// Declares `Api`, one function pointer per symbol, and its resolver, from one list, so a
+/// symbol cannot be declared without being resolved.
+macro_rules! api {
+    ($($name:ident: fn($($arg:ty),*) $(-> $ret:ty)?;)*) => {
+        /// The loaded library and every function of it the binding calls.
+        struct Api {
+            $($name: unsafe extern "C" fn($($arg),*) $(-> $ret)?,)*
+            /// Keeps the pointers above valid: never unloaded while the `Api` lives.
+            _library: Library,
+        }
+
+        impl Api {
+            /// Resolves every symbol in `library`; the first missing one is the error.
+            fn resolve(library: Library) -> Result<Api, libloading::Error> {
+                $(
+                    // SAFETY: the pointer type is the symbol's prototype in tcadb.h /
+                    // tcutil.h / tchdb.h / tcbdb.h (Tokyo Cabinet 1.4, `bool` is C99 `_Bool`),
+                    // and the copied pointer is kept next to `library`, which the struct
+                    // owns, so it never outlives the mapping.
+                    let $name = unsafe {
+                        *library.get::<unsafe extern "C" fn($($arg),*) $(-> $ret)?>(
+                            concat!(stringify!($name), "\0").as_bytes(),
+                        )?
+                    };
+                )*
+                Ok(Api { $($name,)* _library: library })
+            }
+        }
+    };
+}
+
+api! {
+    tcadbnew: fn() -> *mut Tcadb;
+    tcadbdel: fn(*mut Tcadb);
+    tcadbopen: fn(*mut Tcadb, *const c_char) -> bool;
+    tcadbclose: fn(*mut Tcadb) -> bool;
+    tcadbput: fn(*mut Tcadb, *const c_void, c_int, *const c_void, c_int) -> bool;
+    tcadbout: fn(*mut Tcadb, *const c_void, c_int) -> bool;
+    tcadbvsiz: fn(*mut Tcadb, *const c_void, c_int) -> c_int;
+    tcadbget: fn(*mut Tcadb, *const c_void, c_int, *mut c_int) -> *mut c_void;
+    tcadbiterinit: fn(*mut Tcadb) -> bool;
+    tcadbiternext: fn(*mut Tcadb, *mut c_int) -> *mut c_void;
+    tcadbsync: fn(*mut Tcadb) -> bool;
+    tcadboptimize: fn(*mut Tcadb, *const c_char) -> bool;
+    tcadbtranbegin: fn(*mut Tcadb) -> bool;
+    tcadbtrancommit: fn(*mut Tcadb) -> bool;
+    tcadbtranabort: fn(*mut Tcadb) -> bool;
+    tcadbomode: fn(*mut Tcadb) -> c_int;
+    tcadbreveal: fn(*mut Tcadb) -> *mut c_void;
+    tchdbecode: fn(*mut c_void) -> c_int;
+    tcbdbecode: fn(*mut c_void) -> c_int;
+    tcerrmsg: fn(c_int) -> *const c_char;
+    tcfree: fn(*mut c_void);
+}
+
+impl Api {
+    /// Loads `soname` and resolves every symbol.
+    fn load(soname: &str) -> Result<Api, LoadError> {
+        let fail = |e: libloading::Error| LoadError {
+            reason: e.to_string(),
+        };
+        // SAFETY: loading runs the library's initialisers; libtokyocabinet's (and those of
+        // the zlib/bzip2 it pulls in) only set up their own globals and touch nothing of
+        // ours. It is loaded once per process (see `api`), the first time before any
+        // thread of ours is started.
+        let library = unsafe { Library::new(soname) }.map_err(fail)?;
+        Api::resolve(library).map_err(fail)
+    }
+}
+
+/// The soname to load: [`SONAME`], or in a debug build the test override if set.
+fn soname(override_value: Option<String>) -> String {
+    #[cfg(debug_assertions)]
+    if let Some(name) = override_value.filter(|n| !n.is_empty()) {
+        return name;
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = override_value;
+    SONAME.to_string()
+}
+
+/// The library, loaded on first use and kept for the life of the process (a failure is
+/// kept too, so `--check-args` and the start print the same reason).
+fn api() -> Result<&'static Api, LoadError> {
+    static API: OnceLock<Result<Api, LoadError>> = OnceLock::new();
+    API.get_or_init(|| {
+        #[cfg(debug_assertions)]
+        let override_value = std::env::var(SONAME_OVERRIDE).ok();
+        #[cfg(not(debug_assertions))]
+        let override_value = None;
+        Api::load(&soname(override_value))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// Loads the library (once) without opening anything: `-q libtokyocabinet` checks this
+/// with its options, so a machine without it fails at start and under `--check-args` alike.
+pub fn check_library() -> Result<(), LoadError> {
+    api().map(|_| ())
 }
 
 /// `--libtokyocabinet-*`, validated.
@@ -97,6 +191,9 @@ impl TokyoCabinetConfig {
 
 /// An open Tokyo Cabinet database.
 pub struct TokyoCabinetStore {
+    /// The library's functions; it stays loaded for the rest of the process, so every
+    /// call through them reaches live code.
+    api: &'static Api,
     db: *mut Tcadb,
 }
 
@@ -109,19 +206,20 @@ impl TokyoCabinetStore {
     pub fn open(config: &TokyoCabinetConfig) -> Result<TokyoCabinetStore, StoreError> {
         let name = CString::new(config.file.to_string_lossy().into_owned())
             .map_err(|_| StoreError::Config("the file name contains a NUL byte".into()))?;
+        let api = api().map_err(|e| StoreError::Config(e.to_string()))?;
         // SAFETY: tcadbnew has no preconditions; it returns an owned handle or NULL.
-        let db = unsafe { tcadbnew() };
+        let db = unsafe { (api.tcadbnew)() };
         if db.is_null() {
             return Err(StoreError::backend(STORE, "tcadbnew failed"));
         }
-        let store = TokyoCabinetStore { db };
+        let store = TokyoCabinetStore { api, db };
         // SAFETY: `db` is a live handle; `name` is a NUL-terminated string that outlives
         // the call.
-        if !unsafe { tcadbopen(store.db, name.as_ptr()) } {
+        if !unsafe { (api.tcadbopen)(store.db, name.as_ptr()) } {
             return Err(store.error(&format!("tcadbopen({})", config.file.display())));
         }
         // SAFETY: `db` is a live, open handle.
-        let mode = unsafe { tcadbomode(store.db) };
+        let mode = unsafe { (api.tcadbomode)(store.db) };
         if mode != ADBOHDB && mode != ADBOBDB {
             return Err(StoreError::Config(format!(
                 "{}: not a hash or B+ tree database",
@@ -129,7 +227,7 @@ impl TokyoCabinetStore {
             )));
         }
         // SAFETY: `db` is open; NULL params keep the current tuning.
-        if config.optimize && !unsafe { tcadboptimize(store.db, std::ptr::null()) } {
+        if config.optimize && !unsafe { (api.tcadboptimize)(store.db, std::ptr::null()) } {
             return Err(store.error("tcadboptimize"));
         }
         Ok(store)
@@ -141,13 +239,13 @@ impl TokyoCabinetStore {
         // which matches the mode checked before each ecode call; tcerrmsg returns a static
         // NUL-terminated string.
         let message = unsafe {
-            let inner = tcadbreveal(self.db);
-            let code = match tcadbomode(self.db) {
-                ADBOHDB if !inner.is_null() => tchdbecode(inner),
-                ADBOBDB if !inner.is_null() => tcbdbecode(inner),
+            let inner = (self.api.tcadbreveal)(self.db);
+            let code = match (self.api.tcadbomode)(self.db) {
+                ADBOHDB if !inner.is_null() => (self.api.tchdbecode)(inner),
+                ADBOBDB if !inner.is_null() => (self.api.tcbdbecode)(inner),
                 _ => 9999,
             };
-            CStr::from_ptr(tcerrmsg(code))
+            CStr::from_ptr((self.api.tcerrmsg)(code))
                 .to_string_lossy()
                 .into_owned()
         };
@@ -159,14 +257,14 @@ impl TokyoCabinetStore {
         let mut size: c_int = 0;
         // SAFETY: `db` is open; the key pointer and length describe a live slice; `size` is a
         // valid out-parameter.
-        let ptr = unsafe { tcadbget(self.db, key.as_ptr().cast(), len(key), &mut size) };
-        take(ptr, size)
+        let ptr = unsafe { (self.api.tcadbget)(self.db, key.as_ptr().cast(), len(key), &mut size) };
+        take(self.api, ptr, size)
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         // SAFETY: `db` is open; both pointer/length pairs describe live slices.
         let ok = unsafe {
-            tcadbput(
+            (self.api.tcadbput)(
                 self.db,
                 key.as_ptr().cast(),
                 len(key),
@@ -183,11 +281,11 @@ impl TokyoCabinetStore {
 
     fn remove(&self, key: &[u8]) -> Result<(), StoreError> {
         // SAFETY: `db` is open; the pointer/length pair describes a live slice.
-        if unsafe { tcadbvsiz(self.db, key.as_ptr().cast(), len(key)) } < 0 {
+        if unsafe { (self.api.tcadbvsiz)(self.db, key.as_ptr().cast(), len(key)) } < 0 {
             return Ok(());
         }
         // SAFETY: as above.
-        if unsafe { tcadbout(self.db, key.as_ptr().cast(), len(key)) } {
+        if unsafe { (self.api.tcadbout)(self.db, key.as_ptr().cast(), len(key)) } {
             Ok(())
         } else {
             Err(self.error("tcadbout"))
@@ -213,14 +311,14 @@ impl Drop for TokyoCabinetStore {
         // SAFETY: `db` came from tcadbnew and is released exactly once, here; closing a
         // handle that failed to open is harmless.
         unsafe {
-            tcadbclose(self.db);
-            tcadbdel(self.db);
+            (self.api.tcadbclose)(self.db);
+            (self.api.tcadbdel)(self.db);
         }
     }
 }
 
 /// Takes ownership of a buffer Tokyo Cabinet allocated, copying it out.
-fn take(ptr: *mut c_void, size: c_int) -> Option<Vec<u8>> {
+fn take(api: &Api, ptr: *mut c_void, size: c_int) -> Option<Vec<u8>> {
     if ptr.is_null() {
         return None;
     }
@@ -229,7 +327,7 @@ fn take(ptr: *mut c_void, size: c_int) -> Option<Vec<u8>> {
     // allocator; they are copied, then released once with tcfree.
     unsafe {
         let copy = std::slice::from_raw_parts(ptr.cast::<u8>(), size).to_vec();
-        tcfree(ptr);
+        (api.tcfree)(ptr);
         Some(copy)
     }
 }
@@ -291,7 +389,7 @@ fn parse(record: &[u8]) -> Option<StoredJob> {
 impl QueueStore for TokyoCabinetStore {
     fn replay(&mut self) -> Result<Vec<StoredJob>, StoreError> {
         // SAFETY: `db` is open.
-        if !unsafe { tcadbiterinit(self.db) } {
+        if !unsafe { (self.api.tcadbiterinit)(self.db) } {
             return Err(self.error("tcadbiterinit"));
         }
         let mut keys = Vec::new();
@@ -299,8 +397,8 @@ impl QueueStore for TokyoCabinetStore {
             let mut size: c_int = 0;
             // SAFETY: `db` is open with an iterator initialised above; `size` is a valid
             // out-parameter.
-            let ptr = unsafe { tcadbiternext(self.db, &mut size) };
-            match take(ptr, size) {
+            let ptr = unsafe { (self.api.tcadbiternext)(self.db, &mut size) };
+            match take(self.api, ptr, size) {
                 Some(key) => keys.push(key),
                 None => break,
             }
@@ -334,20 +432,20 @@ impl QueueStore for TokyoCabinetStore {
             }
         }
         // SAFETY: `db` is open.
-        if !unsafe { tcadbtranbegin(self.db) } {
+        if !unsafe { (self.api.tcadbtranbegin)(self.db) } {
             return Err(self.error("tcadbtranbegin"));
         }
         if let Err(e) = self.apply(ops) {
             // SAFETY: `db` is open with a transaction begun above.
-            unsafe { tcadbtranabort(self.db) };
+            unsafe { (self.api.tcadbtranabort)(self.db) };
             return Err(e);
         }
         // SAFETY: `db` is open with a transaction begun above.
-        if !unsafe { tcadbtrancommit(self.db) } {
+        if !unsafe { (self.api.tcadbtrancommit)(self.db) } {
             return Err(self.error("tcadbtrancommit"));
         }
         // SAFETY: `db` is open.
-        if !unsafe { tcadbsync(self.db) } {
+        if !unsafe { (self.api.tcadbsync)(self.db) } {
             return Err(self.error("tcadbsync"));
         }
         Ok(())
@@ -367,6 +465,46 @@ mod tests {
             data: Bytes::copy_from_slice(data),
             when,
         }
+    }
+
+    #[test]
+    fn load_error_names_the_package() {
+        let e = LoadError {
+            reason: "why".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot load libtokyocabinet.so.9: why; install libtokyocabinet9"
+        );
+    }
+
+    #[test]
+    fn soname_override_only_in_debug_builds() {
+        assert_eq!(soname(None), SONAME);
+        assert_eq!(soname(Some(String::new())), SONAME);
+        let expected = if cfg!(debug_assertions) {
+            "libother.so.1"
+        } else {
+            SONAME
+        };
+        assert_eq!(soname(Some("libother.so.1".into())), expected);
+    }
+
+    #[test]
+    fn load_reports_dlopen_and_dlsym_failures() {
+        let missing = Api::load("libdoesnotexist.so.9")
+            .err()
+            .expect("no such library");
+        assert!(missing.reason.contains("libdoesnotexist.so.9"), "{missing}");
+        // libc is there but has none of Tokyo Cabinet's symbols: the first one is named.
+        let no_symbol = Api::load("libc.so.6")
+            .err()
+            .expect("libc is not Tokyo Cabinet");
+        assert!(
+            no_symbol.reason.contains("undefined symbol: tcadbnew"),
+            "{no_symbol}"
+        );
+        assert!(Api::load(SONAME).is_ok(), "libtokyocabinet9 is installed");
     }
 
     #[test]
