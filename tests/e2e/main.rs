@@ -27,6 +27,7 @@ mod memory;
 mod operations;
 mod persistence;
 mod persistence_db;
+mod readme;
 mod retries;
 mod security;
 mod service;
