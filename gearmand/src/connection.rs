@@ -1,17 +1,13 @@
 //! One client connection inside an I/O thread: the reader decodes frames into
 //! [`Incoming`] items for the processing thread, the writer encodes what comes back.
 
-use std::future::Future;
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use futures::future::LocalBoxFuture;
 use futures::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::{FutureExt, SinkExt, StreamExt};
 use futures_rustls::TlsAcceptor;
@@ -22,6 +18,7 @@ use gearman_shared::protocol::{
 use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
 use crate::fault;
 use crate::io_thread::Slot;
+use crate::reactor;
 use crate::socket::{Buffered, ReadChunk, Socket};
 use crate::state::PeerInfo;
 use crate::stats::Traffic;
@@ -75,31 +72,13 @@ impl Writers {
     pub async fn finished(&self, limit: Duration) {
         let deadline = std::time::Instant::now() + limit;
         while self.0.load(Ordering::Acquire) > 0 && std::time::Instant::now() < deadline {
-            async_std::task::sleep(Duration::from_millis(2)).await;
+            reactor::sleep(Duration::from_millis(2)).await;
         }
     }
 }
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A task of an I/O thread. When it ends it may hand over further tasks: a connection's
-/// set-up hands over its reader and its writer, which then run (and wake) separately.
-pub struct Task(LocalBoxFuture<'static, Vec<Task>>);
-
-impl Task {
-    pub fn new(future: impl Future<Output = Vec<Task>> + 'static) -> Task {
-        Task(future.boxed_local())
-    }
-}
-
-impl Future for Task {
-    type Output = Vec<Task>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Vec<Task>> {
-        self.0.as_mut().poll(cx)
-    }
-}
 
 /// The connection as a whole: alive while its reader or writer is; frees its place in
 /// the connection count when both are done.
@@ -114,19 +93,20 @@ impl Drop for Open {
     }
 }
 
-/// Sets up one connection (TLS handshake, registration with the processing thread);
-/// the task ends by handing over the connection's reader and writer.
-pub fn serve(stream: mio::net::TcpStream, conn: ConnId, context: Context, slot: Slot) -> Task {
+/// Sets up one connection (TLS handshake, registration with the processing thread),
+/// then spawns its reader and its writer as two tasks of the thread's loop, so that a
+/// reply arriving wakes only the writer: polled together, every wake-up of one side
+/// would cost the other side a read attempt (a system call) as well.
+pub async fn serve(stream: mio::net::TcpStream, conn: ConnId, context: Context, slot: Slot) {
     match Socket::new(stream) {
-        Ok(stream) => Task::new(set_up(stream, conn, context, slot)),
+        Ok(stream) => set_up(stream, conn, context, slot).await,
         Err(e) => {
             tracing::error!(conn = conn.0, error = %e, "cannot register a connection, closing it");
-            Task::new(async { Vec::new() })
         }
     }
 }
 
-async fn set_up(stream: Socket, conn: ConnId, context: Context, slot: Slot) -> Vec<Task> {
+async fn set_up(stream: Socket, conn: ConnId, context: Context, slot: Slot) {
     let address = stream
         .peer_addr()
         .map(|a| a.ip().to_string())
@@ -143,17 +123,15 @@ async fn set_up(stream: Socket, conn: ConnId, context: Context, slot: Slot) -> V
         let (reader, writer) = (stream.clone(), stream.clone());
         return register(stream, reader, writer, info, context, open).await;
     };
-    let tls = match async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream.clone()))
-        .await
-    {
+    let tls = match reactor::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream.clone())).await {
         Ok(Ok(tls)) => tls,
         Ok(Err(e)) => {
             tracing::warn!(conn = conn.0, peer = %address, error = %e, "TLS handshake failed, closing");
-            return Vec::new();
+            return;
         }
         Err(_) => {
             tracing::warn!(conn = conn.0, peer = %address, "TLS handshake timed out, closing");
-            return Vec::new();
+            return;
         }
     };
     let identity = tls::peer_identity(tls.get_ref().1);
@@ -167,8 +145,8 @@ async fn set_up(stream: Socket, conn: ConnId, context: Context, slot: Slot) -> V
     register(stream, Buffered::new(reader), writer, info, context, open).await
 }
 
-/// Registers the connection with the processing thread and returns its reader and
-/// writer tasks. `tcp` is the socket under `reader` and `writer`.
+/// Registers the connection with the processing thread and spawns its reader and writer.
+/// `tcp` is the socket under `reader` and `writer`.
 async fn register<R, W>(
     tcp: Socket,
     mut reader: R,
@@ -176,8 +154,7 @@ async fn register<R, W>(
     info: PeerInfo,
     context: Context,
     open: Rc<Open>,
-) -> Vec<Task>
-where
+) where
     R: ReadChunk + 'static,
     W: AsyncWrite + Unpin + 'static,
 {
@@ -199,7 +176,7 @@ where
         .await
         .is_err()
     {
-        return Vec::new();
+        return;
     }
     let (write_tcp, write_traffic, write_open) = (tcp.clone(), Arc::clone(&traffic), open.clone());
     let read = async move {
@@ -214,7 +191,6 @@ where
             partial_timeout,
         )
         .await;
-        Vec::new()
     };
     let write = async move {
         let (_open, _writing) = (write_open, writing);
@@ -227,9 +203,9 @@ where
             &write_traffic,
         )
         .await;
-        Vec::new()
     };
-    vec![Task::new(read), Task::new(write)]
+    reactor::spawn(read);
+    reactor::spawn(write);
 }
 
 /// Reads, frames and forwards input; always ends with a `Disconnected` event, after
@@ -251,7 +227,7 @@ async fn read_side<R: ReadChunk>(
         // Only a connection holding half a frame is on the clock: sleeping workers and
         // idle clients may stay as long as they like.
         let read = match partial_timeout.filter(|_| start > 0) {
-            Some(limit) => match async_std::future::timeout(limit, read).await {
+            Some(limit) => match reactor::timeout(limit, read).await {
                 Ok(read) => read,
                 Err(_) => {
                     tracing::warn!(

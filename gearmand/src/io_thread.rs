@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use async_std::channel::Receiver;
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::StreamExt;
 
-use crate::connection::{self, Task};
+use crate::connection;
 use crate::event::ConnId;
+use crate::reactor;
 
 /// A socket accepted by the listener, on its way to an I/O thread, with its place in
 /// the connection count (given back when the connection ends).
@@ -35,31 +36,12 @@ impl Drop for Slot {
     }
 }
 
-/// Runs connections until the listener is gone and every connection has ended.
-///
-/// A connection is two tasks in this thread's set, its reader and its writer, so a reply
-/// arriving wakes only the writer: polling both together would make every wake-up of one
-/// side cost the other side a read attempt (a system call) as well. Taking in new
-/// connections is a task of the set too, polled only when one arrives.
-pub async fn run(accepted: Receiver<NewConnection>, context: connection::Context) {
-    let mut tasks = FuturesUnordered::new();
-    tasks.push(take_in(accepted, context));
-    while let Some(spawned) = tasks.next().await {
-        tasks.extend(spawned);
+/// Takes in the connections the listener hands over, each a task of this thread's loop
+/// ([`connection::serve`]), until the listener is gone; the loop runs the connections
+/// until they have ended too.
+pub async fn run(mut accepted: Receiver<NewConnection>, context: connection::Context) {
+    // `next()` keeps its listener inside the receiver between polls.
+    while let Some((conn, stream, slot)) = accepted.next().await {
+        reactor::spawn(connection::serve(stream, conn, context.clone(), slot));
     }
-}
-
-/// Waits for the next connection from the listener and hands over its set-up along with
-/// the wait for the one after; nothing once the listener is gone.
-fn take_in(mut accepted: Receiver<NewConnection>, context: connection::Context) -> Task {
-    Task::new(async move {
-        // `next()` keeps its listener inside the receiver between polls.
-        match accepted.next().await {
-            Some((conn, stream, slot)) => {
-                let serve = connection::serve(stream, conn, context.clone(), slot);
-                vec![serve, take_in(accepted, context)]
-            }
-            None => Vec::new(),
-        }
-    })
 }

@@ -116,7 +116,7 @@ pub async fn run(
                 Err(e) => {
                     // Out of descriptors and similar: back off instead of spinning.
                     tracing::error!(error = %e, "accept failed");
-                    async_std::task::sleep(Duration::from_millis(100)).await;
+                    crate::reactor::sleep(Duration::from_millis(100)).await;
                 }
             },
             _ = stop.recv().fuse() => break,

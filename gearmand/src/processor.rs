@@ -126,7 +126,7 @@ pub async fn run(setup: Setup) -> Exit {
             None => events.next().await,
             Some(deadline) => {
                 let wait = Duration::from_millis(deadline.saturating_sub(now_ms()));
-                match async_std::future::timeout(wait, events.next()).await {
+                match crate::reactor::timeout(wait, events.next()).await {
                     Ok(event) => event,
                     Err(_) => {
                         processor.finish_batch();

@@ -18,22 +18,35 @@
 //! A thread that has been idle for [`IDLE_GIVE_BACK`] after doing work gives its freed
 //! memory back to the system ([`crate::memory`]) once, then sleeps without a timeout.
 //!
-//! Timers (async-std's `sleep` and `timeout`) stay on async-io: they are rare on these
-//! threads, and async-io's own thread drives them and wakes this one.
+//! Besides the thread's own future, a loop runs the tasks handed to [`spawn`], each
+//! polled only when woken, and the thread's timers ([`sleep`], [`timeout`]), whose
+//! earliest deadline is the epoll_wait timeout (`timers.rs`). [`Reactor::block_on`]
+//! returns once the future and every spawned task have finished.
+//!
+//! Cooperative budget: a task may find a source ready at most [`BUDGET`] times per poll;
+//! then its next readiness check wakes it and returns `Pending`, so a connection whose
+//! socket always has input (a flood) yields, and its neighbours and the timers get their
+//! turn.
+
+mod timers;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll, Wake, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use futures::future::LocalBoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use mio::event::Source;
 use mio::{Events, Interest, Token};
 use slab::Slab;
+
+use timers::{Key, Timers};
 
 /// The token of the thread's waker; sources are numbered from 0.
 const WAKE: Token = Token(usize::MAX);
@@ -43,6 +56,8 @@ const MAX_ROUNDS: usize = 16;
 const EVENTS: usize = 1024;
 /// Idle time after which a thread gives its freed memory back to the system.
 const IDLE_GIVE_BACK: Duration = Duration::from_secs(1);
+/// Ready sources a task may use per poll before it yields.
+pub const BUDGET: u32 = 128;
 
 /// An event loop, made before its thread starts (so that failing to make one stops the
 /// start-up rather than a thread) and run by [`Reactor::block_on`] on that thread.
@@ -94,8 +109,9 @@ impl Reactor {
         })
     }
 
-    /// Runs `future` to completion on this thread; sources registered by its tasks
-    /// ([`Registered::new`]) are served by this loop.
+    /// Runs `future` and the tasks it spawns ([`spawn`]) on this thread until all have
+    /// finished; sources registered by them ([`Registered::new`]) and their timers are
+    /// served by this loop.
     pub fn block_on<F: Future>(self, future: F) -> F::Output {
         let Reactor {
             mut poll,
@@ -105,18 +121,26 @@ impl Reactor {
         let local = Rc::new(Local {
             registry,
             sources: RefCell::default(),
+            timers: RefCell::default(),
+            spawned: RefCell::default(),
+            signal: Arc::clone(&signal),
         });
         let _current = Current::enter(Rc::clone(&local));
         let waker = Waker::from(Arc::clone(&signal));
         let mut cx = Context::from_waker(&waker);
-        let mut future = pin!(future);
+        let mut run = Run {
+            main: pin!(future),
+            output: None,
+            tasks: FuturesUnordered::new(),
+        };
         let mut events = Events::with_capacity(EVENTS);
+        let mut due = Vec::new();
         let mut rounds = 0;
         // Work was done since memory was last given back.
         let mut worked = true;
         loop {
             if signal.woken.swap(false, Ordering::SeqCst) {
-                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                if let Some(output) = run.poll(&local, &mut cx) {
                     return output;
                 }
                 worked = true;
@@ -127,16 +151,25 @@ impl Reactor {
             }
             rounds = 0;
             signal.sleeping.store(true, Ordering::SeqCst);
+            let until_timer = local
+                .timers
+                .borrow_mut()
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(Instant::now()));
             // A wake-up between the poll above and here must not be slept through.
-            let timeout = if signal.woken.load(Ordering::SeqCst) {
+            let woken = signal.woken.load(Ordering::SeqCst);
+            let giving_back = !woken && worked && until_timer.is_none_or(|t| t > IDLE_GIVE_BACK);
+            let timeout = if woken {
                 Some(Duration::ZERO)
+            } else if giving_back {
+                Some(IDLE_GIVE_BACK)
             } else {
-                worked.then_some(IDLE_GIVE_BACK)
+                until_timer
             };
             let waited = poll.poll(&mut events, timeout);
             signal.sleeping.store(false, Ordering::SeqCst);
             match waited {
-                Ok(()) if events.is_empty() && timeout == Some(IDLE_GIVE_BACK) => {
+                Ok(()) if events.is_empty() && giving_back => {
                     crate::memory::give_back();
                     worked = false;
                 }
@@ -148,13 +181,166 @@ impl Reactor {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
+            if until_timer.is_some() {
+                local.timers.borrow_mut().expire(Instant::now(), &mut due);
+                // Woken outside the borrow: a woken task may set a timer of its own.
+                due.drain(..).for_each(Waker::wake);
+            }
         }
     }
 }
 
+/// The thread's future and its spawned tasks.
+struct Run<'a, F: Future> {
+    main: Pin<&'a mut F>,
+    /// The future's output, kept until the tasks have finished too.
+    output: Option<F::Output>,
+    tasks: FuturesUnordered<Budgeted>,
+}
+
+impl<F: Future> Run<'_, F> {
+    /// Polls the future (until it is done) and every woken task; the output once all
+    /// have finished.
+    fn poll(&mut self, local: &Local, cx: &mut Context<'_>) -> Option<F::Output> {
+        if self.output.is_none() {
+            BUDGET_LEFT.set(BUDGET);
+            if let Poll::Ready(output) = self.main.as_mut().poll(cx) {
+                self.output = Some(output);
+            }
+        }
+        loop {
+            self.tasks
+                .extend(local.spawned.take().into_iter().map(Budgeted));
+            let finished = match self.tasks.poll_next_unpin(cx) {
+                Poll::Ready(Some(())) => continue,
+                Poll::Ready(None) => true,
+                Poll::Pending => false,
+            };
+            if local.spawned.borrow().is_empty() {
+                if finished && self.output.is_some() {
+                    return self.output.take();
+                }
+                return None;
+            }
+        }
+    }
+}
+
+/// A spawned task, given a fresh budget at each poll.
+struct Budgeted(LocalBoxFuture<'static, ()>);
+
+impl Future for Budgeted {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        BUDGET_LEFT.set(BUDGET);
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// Runs `future` as a task of this thread's loop, polled whenever it is woken, until it
+/// finishes. Only inside a running loop (its tasks and futures).
+pub fn spawn(future: impl Future<Output = ()> + 'static) {
+    CURRENT.with_borrow(|current| match current {
+        Some(local) => {
+            local.spawned.borrow_mut().push(Box::pin(future));
+            // Get the loop to take it in; no system call, the thread is awake.
+            local.signal.woken.store(true, Ordering::SeqCst);
+        }
+        None => panic!("reactor::spawn outside a running event loop"),
+    });
+}
+
+/// Takes one unit of the running task's budget; `false` when it is spent, after waking
+/// the task so that it is polled again once its neighbours have had their turn.
+fn take_budget(cx: &Context<'_>) -> bool {
+    let left = BUDGET_LEFT.get();
+    if left == 0 {
+        cx.waker().wake_by_ref();
+        return false;
+    }
+    BUDGET_LEFT.set(left - 1);
+    true
+}
+
+/// Completes after `duration`, on this thread's loop.
+pub fn sleep(duration: Duration) -> Sleep {
+    Sleep {
+        deadline: Instant::now() + duration,
+        key: None,
+    }
+}
+
+/// A timer of this thread's loop (see [`sleep`]).
+pub struct Sleep {
+    deadline: Instant,
+    key: Option<Key>,
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            if let Some(key) = self.key.take() {
+                with_timers(|timers| timers.remove(key));
+            }
+            return Poll::Ready(());
+        }
+        let (deadline, key) = (self.deadline, self.key);
+        self.key = with_timers(|timers| match key {
+            Some(key) => {
+                timers.set_waker(key, cx.waker());
+                key
+            }
+            None => timers.insert(deadline, cx.waker().clone()),
+        });
+        if self.key.is_none() {
+            // No loop on this thread: nothing would ever wake the task.
+            panic!("reactor::sleep outside a running event loop");
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            with_timers(|timers| timers.remove(key));
+        }
+    }
+}
+
+fn with_timers<R>(f: impl FnOnce(&mut Timers) -> R) -> Option<R> {
+    CURRENT.with_borrow(|current| {
+        current
+            .as_ref()
+            .map(|local| f(&mut local.timers.borrow_mut()))
+    })
+}
+
+/// The time given to [`timeout`] ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed;
+
+/// `future`'s output, or [`Elapsed`] if it takes longer than `duration`.
+pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Output, Elapsed> {
+    let mut future = pin!(future);
+    let mut timer = pin!(sleep(duration));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        timer.as_mut().poll(cx).map(|()| Err(Elapsed))
+    })
+    .await
+}
+
 thread_local! {
-    /// The loop running on this thread, for [`Registered::new`].
+    /// The loop running on this thread, for [`Registered::new`], [`spawn`] and timers.
     static CURRENT: RefCell<Option<Rc<Local>>> = const { RefCell::new(None) };
+    /// What is left of the running task's budget.
+    static BUDGET_LEFT: Cell<u32> = const { Cell::new(BUDGET) };
 }
 
 /// Makes a loop the thread's current one for as long as it runs.
@@ -173,11 +359,15 @@ impl Drop for Current {
     }
 }
 
-/// The thread's side of a running loop: where sources register.
+/// The thread's side of a running loop: where sources, timers and tasks register.
 struct Local {
     registry: mio::Registry,
     /// Registered sources by token (freed tokens are reused).
     sources: RefCell<Slab<Rc<Readiness>>>,
+    timers: RefCell<Timers>,
+    /// Tasks spawned since the loop last took them in.
+    spawned: RefCell<Vec<LocalBoxFuture<'static, ()>>>,
+    signal: Arc<Signal>,
 }
 
 impl Local {
@@ -304,7 +494,11 @@ impl<S: Source> Registered<S> {
     pub fn poll_ready(&self, direction: Direction, cx: &mut Context<'_>) -> Poll<()> {
         let side = self.readiness.side(direction);
         if side.ready.get() {
-            return Poll::Ready(());
+            return if take_budget(cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            };
         }
         let waker = match side.waiting.take() {
             Some(waker) if waker.will_wake(cx.waker()) => waker,
@@ -396,6 +590,57 @@ mod tests {
         });
         assert_eq!(got, Some(7));
         sender.join().expect("sender thread");
+    }
+
+    /// Spawned tasks run on the loop, sleeps end in deadline order, and `block_on` returns
+    /// only once the future and every task have finished.
+    #[test]
+    fn spawned_tasks_and_timers_run_on_the_loop() {
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let seen = Rc::clone(&order);
+        let started = Instant::now();
+        let got = Reactor::new().expect("event loop").block_on(async move {
+            for (ms, name) in [(30, "c"), (10, "a"), (20, "b")] {
+                let order = Rc::clone(&seen);
+                spawn(async move {
+                    sleep(Duration::from_millis(ms)).await;
+                    order.borrow_mut().push(name);
+                });
+            }
+            let never = std::future::pending::<()>();
+            let cut = timeout(Duration::from_millis(5), never).await;
+            let quick = timeout(Duration::from_secs(60), async { 7 }).await;
+            (cut, quick)
+        });
+        assert_eq!(got, (Err(Elapsed), Ok(7)));
+        assert_eq!(*order.borrow(), ["a", "b", "c"]);
+        assert!(started.elapsed() >= Duration::from_millis(30));
+    }
+
+    /// A task whose source is always ready yields after its budget: a neighbour's timer
+    /// fires long before the busy task would have finished on its own.
+    #[test]
+    fn a_task_that_never_waits_yields_to_its_neighbours() {
+        const LIMIT: u64 = 50_000_000;
+        let (a, _b) = std::os::unix::net::UnixStream::pair().expect("socket pair");
+        a.set_nonblocking(true).expect("non-blocking");
+        let ticked = Rc::new(Cell::new(None));
+        let tick = Rc::clone(&ticked);
+        let busy_for = Reactor::new().expect("event loop").block_on(async move {
+            let source = Registered::new(mio::net::UnixStream::from_std(a)).expect("register");
+            spawn(async move {
+                sleep(Duration::from_millis(1)).await;
+                tick.set(Some(()));
+            });
+            let mut count = 0u64;
+            // A socket's write side stays ready: without a budget this never yields.
+            while ticked.get().is_none() && count < LIMIT {
+                std::future::poll_fn(|cx| source.poll_ready(Direction::Write, cx)).await;
+                count += 1;
+            }
+            count
+        });
+        assert!(busy_for < LIMIT, "the timer never got a turn");
     }
 
     /// Registering needs a running loop on the thread.

@@ -10,8 +10,6 @@ use std::time::Duration;
 use anyhow::Context;
 use async_std::channel::{self, Receiver, Sender};
 use async_std::task::block_on;
-use futures::future::LocalBoxFuture;
-use futures::stream::{FuturesUnordered, StreamExt};
 use futures::{FutureExt, SinkExt};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
@@ -29,7 +27,7 @@ use crate::processor::{self, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
 use crate::queue::{QueueStore, StoredJob};
-use crate::reactor::Reactor;
+use crate::reactor::{self, Reactor};
 use crate::stats::Traffic;
 use crate::system;
 
@@ -117,7 +115,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         replayed: replayed_tx,
         heartbeat,
     };
-    start_timers();
+    if config.http.is_some() {
+        start_timers();
+    }
     start_threads(parts)?;
     if let Some(http) = config.http {
         let context = http::HttpContext::new(events_tx.clone(), http.max_body);
@@ -171,9 +171,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Makes async-io, which runs async-std's timers, create its epoll, eventfd and driver
-/// thread now. It does so on first use and panics if that use finds the descriptors
-/// exhausted, which is when the listener first sleeps on its accept back-off.
+/// Makes async-io, which runs async-std's timers for the HTTP port, create its epoll,
+/// eventfd and driver thread now. It does so on first use and panics if that use finds
+/// the descriptors exhausted, which is when the HTTP listener first sleeps on its
+/// accept back-off.
 fn start_timers() {
     block_on(async_std::task::sleep(Duration::from_micros(1)));
 }
@@ -288,14 +289,6 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> anyhow::Result<(
     Ok(())
 }
 
-/// Runs loops that share a thread until all have ended, each woken on its own: joined
-/// with `join!`, every wake-up of one would poll the others too, and the listener's
-/// poll is an `accept` system call.
-async fn run_apart(loops: Vec<LocalBoxFuture<'static, ()>>) {
-    let mut loops: FuturesUnordered<_> = loops.into_iter().collect();
-    while loops.next().await.is_some() {}
-}
-
 /// `-t 0`: one thread for everything; `-t 1`: listener + an I/O thread that also
 /// processes; `-t N`: listener + N I/O threads + a processing thread. Each thread runs
 /// on an event loop of its own ([`Reactor`]).
@@ -315,23 +308,21 @@ fn start_threads(parts: Parts) -> anyhow::Result<()> {
         ThreadModel::Single => {
             let (accepted, context) = (io_receivers[0].clone(), parts.io_context());
             let processor = parts.processor();
-            spawn_on_loop("gearmand-main".into(), move || {
-                run_apart(vec![
-                    accept().boxed_local(),
-                    io_thread::run(accepted, context).boxed_local(),
-                    processor.boxed_local(),
-                ])
+            // Each a task of the loop, woken on its own: polled together, every wake-up of
+            // one would poll the others too, and the listener's poll is an `accept` call.
+            spawn_on_loop("gearmand-main".into(), move || async move {
+                reactor::spawn(accept());
+                reactor::spawn(io_thread::run(accepted, context));
+                processor.await
             })?;
         }
         ThreadModel::OneIo => {
             spawn_on_loop("gearmand-listen".into(), accept)?;
             let (accepted, context) = (io_receivers[0].clone(), parts.io_context());
             let processor = parts.processor();
-            spawn_on_loop("gearmand-io-0".into(), move || {
-                run_apart(vec![
-                    io_thread::run(accepted, context).boxed_local(),
-                    processor.boxed_local(),
-                ])
+            spawn_on_loop("gearmand-io-0".into(), move || async move {
+                reactor::spawn(io_thread::run(accepted, context));
+                processor.await
             })?;
         }
         ThreadModel::Pool(_) => {
