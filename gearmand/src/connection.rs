@@ -24,6 +24,8 @@ use crate::state::PeerInfo;
 use crate::stats::Traffic;
 use crate::tls;
 
+/// Replies encoded ahead of the socket at most, when more are already queued.
+const WRITE_AHEAD: usize = 1 << 20;
 /// An idle connection keeps at most this much write buffer.
 const KEEP_WRITE_CAPACITY: usize = 16 * 1024;
 
@@ -355,7 +357,9 @@ async fn write_side<W: AsyncWrite + Unpin>(
                 return;
             };
             closing = matches!(encode_batch(batch, &mut out), Next::Close);
-            while !closing {
+            // Bounded: a backlog of replies is encoded a slice at a time between writes,
+            // not in one go that would keep the thread from its other connections.
+            while !closing && out.len() < WRITE_AHEAD {
                 let Ok(batch) = replies.try_recv() else { break };
                 closing = matches!(encode_batch(batch, &mut out), Next::Close);
             }

@@ -19,6 +19,7 @@ mod cli_gearman;
 mod disconnect;
 mod echo_options;
 mod epoch;
+mod flood;
 mod grab;
 mod http;
 mod interop_c;
