@@ -168,6 +168,12 @@ impl Server {
         if std::env::var_os("GEARMAND_BIN").is_none() {
             check_fresh(&bin);
         }
+        Server::start_bin(&bin, args)
+    }
+
+    /// Starts the server binary `bin` (the packaged one of `package`, say) the way
+    /// [`Server::start`] starts the one under test.
+    pub fn start_bin(bin: &Path, args: &[&str]) -> Server {
         let dir = std::env::temp_dir().join(format!(
             "gearman-e2e-{}-{}",
             std::process::id(),
@@ -180,7 +186,7 @@ impl Server {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let port = free_port();
-            let mut cmd = Command::new(&bin);
+            let mut cmd = Command::new(bin);
             cmd.arg("-L")
                 .arg("127.0.0.1")
                 .arg("-p")
