@@ -8,7 +8,9 @@
 #   - gearman-job-server (/usr/sbin/gearmand): the C server, to compare behaviour with
 #     GEARMAND_BIN=/usr/sbin/gearmand (not used by the default run);
 #   - python3 with pip and the `gear` package: tests/e2e/interop_gear.rs;
-#   - the Python package `prometheus-client`: tests/e2e/stats.rs parses /metrics with it.
+#   - the Python package `prometheus-client`: tests/e2e/stats.rs parses /metrics with it;
+#   - cargo-deb, dpkg-dev (dpkg-shlibdeps) and systemd (systemd-analyze): tests/e2e/package.rs
+#     builds the Debian package and verifies its unit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +34,9 @@ command -v redis-server >/dev/null 2>&1 || apt_missing+=(redis-server)
 # Tokyo Cabinet is loaded at run time (dlopen of libtokyocabinet.so.9), so only the runtime
 # library is needed, not its headers.
 dpkg -s libtokyocabinet9 >/dev/null 2>&1 || apt_missing+=(libtokyocabinet9)
+# The Debian package (tests/e2e/package.rs): its Depends, and a check of its systemd unit.
+command -v dpkg-shlibdeps >/dev/null 2>&1 || apt_missing+=(dpkg-dev)
+[ -x /usr/bin/systemd-analyze ] || apt_missing+=(systemd)
 
 if [ "${#apt_missing[@]}" -gt 0 ]; then
     if ! is_root; then
@@ -73,7 +78,16 @@ python3 -c 'import prometheus_client.parser' || {
     exit 1
 }
 
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "tests/run.sh: installing cargo-deb"
+    cargo install cargo-deb --locked
+fi
+
 cargo build --workspace --bins
+# tests/e2e/package.rs builds the Debian package with gearmand/debian/build-deb.sh, a release
+# build of the workspace: done here first, so the test itself only packs and a failing build
+# shows plainly.
+gearmand/debian/build-deb.sh
 if is_root; then
     # The database servers of tests/e2e/persistence_db.rs, on 127.0.0.1; those this run
     # started are stopped at exit.

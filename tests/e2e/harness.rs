@@ -63,6 +63,26 @@ pub fn gearmand_bin() -> PathBuf {
     profile_dir.join("gearmand")
 }
 
+/// Makes a nested `cargo` command run as from a shell. cargo gives a test process the
+/// variables of the e2e crate (CARGO_MANIFEST_DIR, CARGO_PKG_*, ...); inherited, they reach
+/// build scripts that track them (ring's tracks CARGO_MANIFEST_DIR), so a release build
+/// would differ from the one tests/run.sh made and start over, taking minutes.
+pub fn as_from_a_shell(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        let from_cargo_test = name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || name.starts_with("CARGO_BIN_")
+            || matches!(
+                &*name,
+                "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR"
+            );
+        if from_cargo_test {
+            cmd.env_remove(&*name);
+        }
+    }
+}
+
 /// Fails when our binary is older than one of its source files: `cargo test` does not rebuild
 /// another package's binary, and a stale one would make every result meaningless. Cargo's
 /// dep-info file next to the binary lists exactly the files it was built from.
@@ -174,6 +194,12 @@ impl Server {
         if std::env::var_os("GEARMAND_BIN").is_none() {
             check_fresh(&bin);
         }
+        Server::start_bin(&bin, args, env)
+    }
+
+    /// Starts the server binary `bin` (the packaged one of `package`, say) the way
+    /// [`Server::start`] starts the one under test, with extra environment variables.
+    pub fn start_bin(bin: &Path, args: &[&str], env: &[(&str, &OsStr)]) -> Server {
         let dir = std::env::temp_dir().join(format!(
             "gearman-e2e-{}-{}",
             std::process::id(),
@@ -186,7 +212,7 @@ impl Server {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let port = free_port();
-            let mut cmd = Command::new(&bin);
+            let mut cmd = Command::new(bin);
             cmd.arg("-L")
                 .arg("127.0.0.1")
                 .arg("-p")

@@ -26,6 +26,7 @@ mod interop_c;
 mod interop_gear;
 mod memory;
 mod operations;
+mod package;
 mod persistence;
 mod persistence_db;
 mod readme;

@@ -77,6 +77,7 @@ fn ours_readme_run_command_builds_and_serves() {
     cmd.args(&words[1..])
         .current_dir(root)
         .env("GEARMAND_TEST_FAULT", "io");
+    crate::harness::as_from_a_shell(&mut cmd);
     let mut server = ServerProcess::spawn(cmd, log.clone());
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + BUILD_LIMIT;
