@@ -25,7 +25,7 @@ pub use error::Error;
 
 use cli::Parsed;
 use config::{Config, Mode};
-use daemon::{Fork, Pidfile};
+use daemon::Pidfile;
 
 /// How a run ended, short of an [`Error`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +70,8 @@ where
         }
     };
     let config = Config::from_args(&args, gearman_server)?;
-    if config.daemon && daemon::daemonize()? == Fork::Parent {
-        return Ok(Outcome::Success);
+    if config.daemon {
+        daemon::daemonize()?;
     }
     let _pidfile = config.pidfile.as_deref().map(Pidfile::create).transpose()?;
     match &config.mode {

@@ -400,8 +400,9 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
-/// Renders the man page `gearmand.8` from the clap definition.
-pub fn man_page() -> std::io::Result<Vec<u8>> {
+/// Renders the man page `gearmand.8` from the clap definition (checked by a test).
+#[cfg(test)]
+fn man_page() -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     clap_mangen::Man::new(command().mut_args(with_aliases_in_help))
         .section("8")
@@ -411,6 +412,7 @@ pub fn man_page() -> std::io::Result<Vec<u8>> {
 
 /// clap_mangen leaves visible aliases out of the page; the 1.1.20 names (`--mysql-host`…)
 /// are what operators look for, so the page says them in the option's text.
+#[cfg(test)]
 fn with_aliases_in_help(arg: clap::Arg) -> clap::Arg {
     let aliases = arg.get_visible_aliases().unwrap_or_default();
     if aliases.is_empty() {

@@ -343,10 +343,14 @@ impl Config {
             1 => ThreadModel::OneIo,
             n => ThreadModel::Pool(n as usize),
         };
-        let handle_prefix = cli
-            .job_handle_prefix
-            .clone()
-            .unwrap_or_else(|| format!("H:{}", gethostname::gethostname().to_string_lossy()));
+        let handle_prefix = cli.job_handle_prefix.clone().unwrap_or_else(|| {
+            format!(
+                "H:{}",
+                nix::unistd::gethostname()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            )
+        });
         let limits = Limits {
             max_packet_size: cli.max_packet_size,
             max_text_line: cli.max_admin_line.max(2),
