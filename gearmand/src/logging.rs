@@ -186,20 +186,44 @@ impl Write for SharedFile {
     }
 }
 
-/// Sends each formatted line to the local syslog daemon as one datagram.
+/// The local syslog daemon's socket.
+const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// Sends each formatted line to the local syslog daemon as one datagram. When the daemon
+/// restarts, its socket is a new one at the same path: a failed send connects again and
+/// retries once, so the log does not go silent for good.
 struct Syslog {
     socket: UnixDatagram,
+    path: PathBuf,
     pid: u32,
 }
 
 impl Syslog {
     fn connect() -> io::Result<Syslog> {
-        let socket = UnixDatagram::unbound()?;
-        socket.connect("/dev/log")?;
+        Syslog::connect_to(Path::new(SYSLOG_SOCKET))
+    }
+
+    fn connect_to(path: &Path) -> io::Result<Syslog> {
         Ok(Syslog {
-            socket,
+            socket: Syslog::open(path)?,
+            path: path.to_path_buf(),
             pid: std::process::id(),
         })
+    }
+
+    fn open(path: &Path) -> io::Result<UnixDatagram> {
+        let socket = UnixDatagram::unbound()?;
+        socket.connect(path)?;
+        Ok(socket)
+    }
+
+    /// Sends one message; after a failure, once more on a fresh connection.
+    fn send(&mut self, message: &[u8]) -> io::Result<()> {
+        if self.socket.send(message).is_ok() {
+            return Ok(());
+        }
+        self.socket = Syslog::open(&self.path)?;
+        self.socket.send(message).map(drop)
     }
 }
 
@@ -225,7 +249,7 @@ impl Write for Syslog {
             line
         );
         // A full or missing syslog must not stop the logging thread.
-        let _ = self.socket.send(message.as_bytes());
+        let _ = self.send(message.as_bytes());
         Ok(buf.len())
     }
 
@@ -237,6 +261,39 @@ impl Write for Syslog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A syslog daemon that restarts (a new socket at the same path) gets the lines
+    /// written after its restart.
+    #[test]
+    fn syslog_reconnects_after_the_daemon_restarts() {
+        let dir = std::env::temp_dir().join(format!("gearmand-syslog-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let path = dir.join("log");
+        let daemon = UnixDatagram::bind(&path).expect("bind the first daemon");
+        let mut sink = Syslog::connect_to(&path).expect("connect");
+        sink.write_all(b" INFO gearmand-main first\n")
+            .expect("write");
+        let mut buf = [0u8; 256];
+        let n = daemon.recv(&mut buf).expect("first line");
+        assert!(String::from_utf8_lossy(&buf[..n]).ends_with("first"));
+        drop(daemon);
+        std::fs::remove_file(&path).expect("the old socket goes");
+        let restarted = UnixDatagram::bind(&path).expect("bind the restarted daemon");
+        restarted
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        sink.write_all(b" WARN gearmand-main second\n")
+            .expect("write");
+        let n = restarted
+            .recv(&mut buf)
+            .expect("the line after the restart");
+        let line = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            line.starts_with("<28>gearmand[") && line.ends_with("second"),
+            "{line}"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
 
     #[test]
     fn syslog_priorities() {
