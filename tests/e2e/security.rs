@@ -1652,6 +1652,17 @@ pub fn open_descriptors(pid: u32) -> usize {
         .count()
 }
 
+/// The lowest descriptor number the process `pid` does not use: with the open-files limit
+/// set to it, the next descriptor it opens fails with EMFILE, even when a descriptor
+/// closed earlier left a gap below the highest one (which counting would miss).
+pub fn lowest_free_descriptor(pid: u32) -> usize {
+    let used: std::collections::BTreeSet<usize> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list the server's descriptors")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..).find(|fd| !used.contains(fd)).unwrap_or_default()
+}
+
 /// Sets the soft open-files limit of the running process `pid` (the hard limit stays, so
 /// the soft one may be raised again).
 pub fn set_open_files_limit(pid: u32, limit: usize) {
