@@ -904,6 +904,41 @@ fn fix_malformed_requests_are_closed_or_400_and_the_server_carries_on() {
     );
 }
 
+/// A body in a transfer coding other than chunked is not handed to a worker still
+/// encoded: 501, and no job.
+#[test]
+fn fix_transfer_codings_other_than_chunked_are_501() {
+    let (mut server, port) = start_http(&[]);
+    for coding in ["gzip, chunked", "deflate,chunked"] {
+        let mut raw = RawHttp::connect(port);
+        raw.send(
+            format!(
+                "POST /coded HTTP/1.1\r\nHost: test\r\nX-Gearman-Background: true\r\n\
+                 Transfer-Encoding: {coding}\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        // Answered, then closed: the rest of the refused body must not pass for a request.
+        let reply = raw.until_closed();
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("HTTP/1.1 501 "), "{coding}: {text}");
+        assert!(text.contains("Gearman/1.1.20"), "{coding}: {text}");
+    }
+    assert_eq!(
+        server.connect().admin("status"),
+        ".\n",
+        "no job, no function"
+    );
+    // Plain chunked still works.
+    let mut raw = RawHttp::connect(port);
+    raw.send(
+        b"POST /coded HTTP/1.1\r\nHost: test\r\nX-Gearman-Background: true\r\n\
+          Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_result(&raw.response(false), 200, "JOB_CREATED", &h(1), b"");
+    server.assert_healthy();
+}
+
 #[test]
 fn a_client_that_disconnects_abandons_its_queued_job() {
     let (server, port) = start_http(&[]);
