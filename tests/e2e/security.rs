@@ -1915,3 +1915,54 @@ fn ours_https_serves_status_and_jobs_and_refuses_plain_http() {
     server.wait_log("HTTPS handshake failed", 1);
     server.assert_alive();
 }
+
+/// With `--ssl-ca-file` the HTTPS port asks for client certificates too, and the
+/// certificate's identity is what the ACL's `[cert:…]` sections see for HTTP submissions.
+#[test]
+fn ours_https_client_certificates_reach_the_acl() {
+    let pki = Pki::new();
+    let http_port = free_port();
+    let acl = acl_file(
+        &pki.dir,
+        "[cert:client-1]\nsubmit = resize\n[cert:admin-1]\nadmin = all\n",
+    );
+    let mut args = pki.server_args(true);
+    args.extend([
+        "--acl".into(),
+        acl.display().to_string(),
+        "-r".into(),
+        "http".into(),
+        "--http-port".into(),
+        http_port.to_string(),
+    ]);
+    let mut server = Gearmand::start("127.0.0.1", &args, Some(&pki.client("admin-1")));
+    let submit = "POST /resize HTTP/1.1\r\nHost: x\r\nX-Gearman-Background: true\r\n\
+                  Connection: close\r\nContent-Length: 3\r\n\r\npng";
+    let mut allowed = Err(String::new());
+    wait_until(Duration::from_secs(5), "the HTTPS port answers", || {
+        allowed = https_request(http_port, &pki.client("client-1"), submit);
+        allowed.is_ok()
+    });
+    let allowed = allowed.expect("client-1 submits over HTTPS");
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert!(
+        allowed
+            .to_ascii_lowercase()
+            .contains("x-gearman-command: job_created"),
+        "{allowed}"
+    );
+    let denied = https_request(http_port, &pki.client("worker-1"), submit)
+        .expect("worker-1 is answered over HTTPS");
+    assert!(denied.starts_with("HTTP/1.1 503"), "{denied}");
+    assert!(denied.contains("PERMISSION_DENIED"), "{denied}");
+    // Without a certificate there is no HTTPS connection at all.
+    let anonymous = https_request(http_port, &pki.anonymous(), submit);
+    assert!(
+        anonymous.as_ref().map_or(true, |r| !r.starts_with("HTTP/")),
+        "{anonymous:?}"
+    );
+    server.wait_log("may not submit to resize", 1);
+    let mut admin = Peer::tls_ok(server.addr(), &pki.client("admin-1"));
+    assert_eq!(admin.admin("status"), "resize\t1\t0\t0\n.\n");
+    server.assert_alive();
+}
