@@ -2,40 +2,90 @@
 //! plugin offers it, with its faults fixed, plus `GET /metrics` (Prometheus) and
 //! `GET /status` (JSON).
 //!
+//! hyper's HTTP/1 server does the framing (heads, bodies, keep-alive, pipelining,
+//! `Expect: 100-continue`); routing is a `match` on method and path. Every connection
+//! runs on the `gearmand-http` thread's own event loop ([`crate::reactor`]): the
+//! listener and the sockets are registered there, hyper reads and writes through
+//! [`io::HyperIo`], and the connections are futures of one set polled by that thread,
+//! so no other runtime is involved. Time comes from [`timer`].
+//!
 //! Each HTTP request becomes a connection of its own as far as the processing thread
 //! knows: it registers, submits, and receives JOB_CREATED and WORK_* packets through an
 //! outbox like any TCP client, so the job model has one path for both.
 
-mod h1;
+mod io;
+pub mod timer;
 
+use std::convert::Infallible;
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::pin::pin;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_std::channel::{self, Receiver};
-use async_std::net::{TcpListener, TcpStream};
 use bytes::{Bytes, BytesMut};
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::future::LocalBoxFuture;
+use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures::FutureExt;
 use futures_rustls::TlsAcceptor;
 use gearman_shared::admin::StatsReport;
 use gearman_shared::protocol::{JobMode, Priority, Request, Response, SubmitJob};
-use tide::http::{Method, Mime};
-use tide::{Body, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::{Body, Incoming as IncomingBody};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::{Method, StatusCode};
 
 use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
+use crate::reactor::{Direction, Registered};
+use crate::socket::Socket;
 use crate::state::PeerInfo;
 use crate::stats;
 
+use self::io::HyperIo;
+
 /// HTTP pseudo-connections number from here, apart from TCP connection numbers.
 const HTTP_CONN_BASE: u64 = 1 << 62;
-/// How long a request head may take, and how long a kept-alive connection may idle.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a request body may take to arrive.
-const BODY_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long an HTTPS client may take to complete the handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often a waiting request checks whether its client went away.
-const CLIENT_CHECK: Duration = Duration::from_millis(200);
+/// Longest request head (request line and headers) accepted; longer ones get 431. Also
+/// hyper's read buffer limit, so an unfinished head is not buffered past it either.
+const MAX_HEAD: usize = 16 * 1024;
+/// Most header lines accepted in one request; more get 431.
+const MAX_HEADERS: usize = 64;
+/// How long the accept loop waits after a failed accept (out of descriptors and the
+/// like), rather than spinning.
+const ACCEPT_BACK_OFF: Duration = Duration::from_millis(100);
+
+/// A request's answer: always a whole body, so it goes out with a Content-Length.
+type HttpResponse = hyper::Response<Full<Bytes>>;
+type HttpRequest = hyper::Request<IncomingBody>;
+
+/// How long each part of an exchange may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// A request head, counted from when the server is ready to read one (so it is also
+    /// the keep-alive idle time). A partly received head then gets 408; an idle
+    /// connection is closed.
+    pub head: Duration,
+    /// A request body; a slower one gets 408.
+    pub body: Duration,
+    /// An HTTPS client's handshake.
+    pub handshake: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            head: Duration::from_secs(60),
+            body: Duration::from_secs(30),
+            handshake: Duration::from_secs(10),
+        }
+    }
+}
 
 /// What the HTTP handlers share.
 #[derive(Clone)]
@@ -44,6 +94,8 @@ pub struct HttpContext {
     pub events: Events,
     /// Largest accepted request body; larger ones get 413.
     pub max_body: usize,
+    /// The time limits of an exchange.
+    pub timeouts: Timeouts,
     next_conn: Arc<AtomicU64>,
 }
 
@@ -53,153 +105,316 @@ impl HttpContext {
         HttpContext {
             events,
             max_body,
+            timeouts: Timeouts::default(),
             next_conn: Arc::new(AtomicU64::new(HTTP_CONN_BASE)),
         }
     }
 }
 
-/// The client socket of a request, to notice when the client goes away, and the
-/// client's TLS identity, for the access-control list.
-#[derive(Clone)]
-struct ClientSocket(TcpStream, Option<String>);
+/// The client of one HTTP connection: its socket, to notice when it goes away, and
+/// what the access-control list knows it by.
+struct Client {
+    socket: Socket,
+    /// The peer's IP address as text, `-` if unknown.
+    address: String,
+    /// The verified TLS client certificate's identity, if any.
+    identity: Option<String>,
+}
 
 pub(crate) fn server_header() -> String {
     format!("Gearman/{}", crate::config::PROTOCOL_VERSION)
 }
 
-/// Serves HTTP (HTTPS with `tls`) on `listener` until `stop` closes.
+/// Serves HTTP (HTTPS with `tls`) on `listener` until `stop` closes, then lets the open
+/// connections finish. Runs on a thread's [`crate::reactor::Reactor`]: every connection
+/// is a future of this one, polled when its socket or its job wakes it.
 pub async fn run(
     listener: std::net::TcpListener,
     context: HttpContext,
     tls: Option<TlsAcceptor>,
     stop: Receiver<()>,
 ) {
-    let listener = TcpListener::from(listener);
-    let max_body = context.max_body;
-    let mut app = tide::with_state(context);
-    app.at("/metrics").get(metrics).head(metrics);
-    app.at("/status").get(status).head(status);
-    app.at("/").all(submit);
-    app.at("/*function").all(submit);
+    let listener = match Registered::new(mio::net::TcpListener::from_std(listener)) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot register the HTTP listening socket");
+            return;
+        }
+    };
+    let mut connections = FuturesUnordered::new();
+    {
+        // Kept across turns of the loop: a connection finishing must not restart the
+        // accept back-off or lose the stop signal.
+        let mut accepting = pin!(accept(&listener).fuse());
+        let mut stopped = pin!(stop.recv().fuse());
+        loop {
+            futures::select! {
+                stream = accepting => {
+                    connections.push(serve(stream, context.clone(), tls.clone()).boxed_local());
+                    accepting.set(accept(&listener).fuse());
+                }
+                () = connections.select_next_some() => {}
+                _ = stopped => break,
+            }
+        }
+    }
+    drop(listener);
+    tracing::info!("HTTP no longer accepting connections");
+    while connections.next().await.is_some() {}
+}
+
+/// The next connection; failed accepts are logged and retried after a pause.
+async fn accept(listener: &Registered<mio::net::TcpListener>) -> mio::net::TcpStream {
     loop {
-        let accepted = futures::select! {
-            accepted = listener.accept().fuse() => accepted,
-            _ = stop.recv().fuse() => break,
-        };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let accepted =
+            poll_fn(|cx| listener.poll_io(Direction::Read, cx, |l| l.accept().map(|(s, _)| s)))
+                .await;
+        match accepted {
+            Ok(stream) => return stream,
             Err(e) => {
                 tracing::error!(error = %e, "HTTP accept failed");
-                async_std::task::sleep(Duration::from_millis(100)).await;
-                continue;
+                timer::sleep(ACCEPT_BACK_OFF).await;
             }
-        };
-        let app = app.clone();
-        let tls = tls.clone();
-        let limits = h1::Limits {
-            max_body,
-            head_timeout: HEAD_TIMEOUT,
-            body_timeout: BODY_TIMEOUT,
-        };
-        async_std::task::spawn(async move {
-            let addresses = h1::Addresses {
-                peer: stream.peer_addr().ok(),
-                local: stream.local_addr().ok(),
-            };
-            let socket = stream.clone();
-            let respond = |identity: Option<String>| {
-                move |mut request: tide::http::Request| {
-                    request
-                        .ext_mut()
-                        .insert(ClientSocket(socket.clone(), identity.clone()));
-                    let app = app.clone();
-                    async move {
-                        match app.respond::<_, tide::http::Response>(request).await {
-                            Ok(response) => response,
-                            Err(e) => reply(e.status(), None, "", Vec::new()).into(),
-                        }
-                    }
-                }
-            };
-            match tls {
-                None => h1::serve(stream, addresses, limits, respond(None)).await,
-                Some(acceptor) => {
-                    let handshake =
-                        async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                    match handshake.await {
-                        Ok(Ok(tls)) => {
-                            let identity = crate::tls::peer_identity(tls.get_ref().1);
-                            h1::serve(tls, addresses, limits, respond(identity)).await
-                        }
-                        Ok(Err(e)) => tracing::warn!(error = %e, "HTTPS handshake failed, closing"),
-                        Err(_) => tracing::warn!("HTTPS handshake timed out, closing"),
-                    }
-                }
+        }
+    }
+}
+
+/// One connection, from the TLS handshake (with `tls`) to its close.
+async fn serve(stream: mio::net::TcpStream, context: HttpContext, tls: Option<TlsAcceptor>) {
+    // Answers are written whole, one write each: Nagle would only delay the next one
+    // of a pipelined series.
+    let _ = stream.set_nodelay(true);
+    let address = stream
+        .peer_addr()
+        .map_or_else(|_| "-".to_string(), |a: SocketAddr| a.ip().to_string());
+    let socket = match Socket::new(stream) {
+        Ok(socket) => socket,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot register an HTTP connection");
+            return;
+        }
+    };
+    let mut client = Client {
+        socket: socket.clone(),
+        address,
+        identity: None,
+    };
+    let Some(acceptor) = tls else {
+        return serve_http(socket, client, context).await;
+    };
+    match timer::timeout(context.timeouts.handshake, acceptor.accept(socket)).await {
+        Some(Ok(stream)) => {
+            client.identity = crate::tls::peer_identity(stream.get_ref().1);
+            serve_http(stream, client, context).await
+        }
+        Some(Err(e)) => tracing::warn!(error = %e, "HTTPS handshake failed, closing"),
+        None => tracing::warn!("HTTPS handshake timed out, closing"),
+    }
+}
+
+/// Runs hyper's HTTP/1 server on `stream` until either side closes.
+async fn serve_http<S>(stream: S, client: Client, context: HttpContext)
+where
+    S: AsyncRead + AsyncWrite + Unpin + 'static,
+{
+    let timeouts = context.timeouts;
+    let service = Service(Rc::new((context, client)));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(timer::HyperTimer)
+        .header_read_timeout(timeouts.head)
+        .max_headers(MAX_HEADERS)
+        .max_header_size(MAX_HEAD)
+        .max_buf_size(MAX_HEAD);
+    let mut connection = builder.serve_connection(HyperIo(stream), service);
+    // Without hyper's shutdown, so that the socket is ours again at the end: hyper closes
+    // a connection whose head timed out without a word, and we answer 408 when part of
+    // a head had arrived.
+    let ended = poll_fn(|cx| connection.poll_without_shutdown(cx)).await;
+    let parts = connection.into_parts();
+    let HyperIo(mut stream) = parts.io;
+    let finish = async {
+        match ended {
+            Err(e) if e.is_timeout() && !parts.read_buf.is_empty() => {
+                tracing::debug!("HTTP request head timed out");
+                let answer = format!(
+                    "HTTP/1.1 408 Request Timeout\r\nserver: {}\r\ncontent-length: 0\r\n\
+                     connection: close\r\n\r\n",
+                    server_header()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
             }
-        });
+            Err(e) => tracing::debug!(error = %e, "HTTP connection ended"),
+            Ok(()) => {}
+        }
+        let _ = stream.close().await;
+    };
+    // A client that reads nothing must not hold the answer or the TLS close_notify
+    // forever.
+    let _ = timer::timeout(timeouts.handshake, finish).await;
+}
+
+/// hyper's view of our handlers: one per connection.
+struct Service(Rc<(HttpContext, Client)>);
+
+impl hyper::service::Service<HttpRequest> for Service {
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = LocalBoxFuture<'static, Result<HttpResponse, Infallible>>;
+
+    fn call(&self, request: HttpRequest) -> Self::Future {
+        let shared = Rc::clone(&self.0);
+        async move {
+            let (context, client) = &*shared;
+            Ok(respond(request, context, client).await)
+        }
+        .boxed_local()
     }
-    tracing::info!("HTTP no longer accepting connections");
 }
 
-/// Asks the processing thread for its statistics.
-async fn report(context: &HttpContext) -> tide::Result<StatsReport> {
-    let (reply, answer) = channel::bounded(1);
-    context
-        .events
-        .clone()
-        .send(Event::Stats { reply })
-        .await
-        .map_err(|_| tide::Error::from_str(StatusCode::ServiceUnavailable, "server stopping"))?;
-    answer
-        .recv()
-        .await
-        .map_err(|_| tide::Error::from_str(StatusCode::ServiceUnavailable, "server stopping"))
-}
-
-async fn metrics(req: tide::Request<HttpContext>) -> tide::Result {
-    let text = stats::prometheus(&report(req.state()).await?);
-    let mut response = tide::Response::new(StatusCode::Ok);
-    response.set_body(text);
-    response.set_content_type(Mime::from("text/plain; version=0.0.4; charset=utf-8"));
-    response.insert_header("Server", server_header());
-    Ok(response)
-}
-
-async fn status(req: tide::Request<HttpContext>) -> tide::Result {
-    let json = stats::json(&report(req.state()).await?);
-    let mut response = tide::Response::new(StatusCode::Ok);
-    response.set_body(Body::from_json(&json)?);
-    response.insert_header("Server", server_header());
-    Ok(response)
-}
-
-/// A response with the Gearman headers.
-fn reply(
-    status: StatusCode,
-    handle: Option<&Bytes>,
-    command: &str,
-    body: Vec<u8>,
-) -> tide::Response {
-    let mut response = tide::Response::new(status);
-    if let Some(handle) = handle {
-        response.insert_header(
-            "X-Gearman-Job-Handle",
-            String::from_utf8_lossy(handle).as_ref(),
-        );
+/// Routes a request.
+async fn respond(request: HttpRequest, context: &HttpContext, client: &Client) -> HttpResponse {
+    // Header values are used as text (uniques, flags); bytes beyond visible ASCII are
+    // refused as a malformed head rather than guessed at.
+    if request.headers().values().any(|v| v.to_str().is_err()) {
+        return refuse(StatusCode::BAD_REQUEST);
     }
-    if !command.is_empty() {
-        response.insert_header("X-Gearman-Command", command);
+    // The workload is the body as sent: a coding we would have to undo is refused, not
+    // handed to the worker still encoded.
+    if !plain_chunked(request.headers()) {
+        return refuse(StatusCode::NOT_IMPLEMENTED);
     }
-    response.insert_header("Server", server_header());
-    response.set_body(body);
+    // Only origin-form (`/name`) and absolute-form targets name a function; `*` does not.
+    if !request.uri().path().starts_with('/') {
+        return refuse(StatusCode::BAD_REQUEST);
+    }
+    let reading = matches!(*request.method(), Method::GET | Method::HEAD);
+    match (request.method(), request.uri().path()) {
+        (_, "/metrics") if reading => monitor(context, metrics).await,
+        (_, "/status") if reading => monitor(context, status).await,
+        (_, "/metrics" | "/status") => not_allowed("GET, HEAD"),
+        (&Method::GET | &Method::HEAD | &Method::POST | &Method::PUT, _) => {
+            submit(request, context, client).await
+        }
+        _ => not_allowed("GET, HEAD, POST, PUT"),
+    }
+}
+
+/// Whether every Transfer-Encoding the request has is `chunked` (or it has none).
+fn plain_chunked(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .all(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"))
+}
+
+/// An answer to a request that could not be taken (malformed, too large, too slow, in a
+/// coding we do not undo): the connection closes after it, as what follows on it may
+/// be the rest of the refused request rather than a new one.
+fn refuse(status: StatusCode) -> HttpResponse {
+    let mut response = reply(status, None, "", Bytes::new());
+    response
+        .headers_mut()
+        .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
-/// The body, which the framing layer has read in whole and within `--http-max-body`.
-async fn read_body(req: &mut tide::Request<HttpContext>) -> Result<Vec<u8>, tide::Response> {
-    req.body_bytes()
+/// 405 with the methods the path takes.
+fn not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = reply(StatusCode::METHOD_NOT_ALLOWED, None, "", Bytes::new());
+    response
+        .headers_mut()
+        .insert(hyper::header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Asks the processing thread for its statistics.
+async fn report(context: &HttpContext) -> Option<StatsReport> {
+    let (reply, answer) = channel::bounded(1);
+    let mut events = context.events.clone();
+    futures::SinkExt::send(&mut events, Event::Stats { reply })
         .await
-        .map_err(|_| reply(StatusCode::BadRequest, None, "", Vec::new()))
+        .ok()?;
+    answer.recv().await.ok()
+}
+
+/// A monitoring page rendered from the statistics; 503 once the server is stopping.
+async fn monitor(
+    context: &HttpContext,
+    render: fn(&StatsReport) -> (&'static str, Bytes),
+) -> HttpResponse {
+    let Some(report) = report(context).await else {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, None, "", Bytes::new());
+    };
+    let (content_type, body) = render(&report);
+    let mut response = reply(StatusCode::OK, None, "", body);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+fn metrics(report: &StatsReport) -> (&'static str, Bytes) {
+    (
+        "text/plain; version=0.0.4; charset=utf-8",
+        Bytes::from(stats::prometheus(report)),
+    )
+}
+
+fn status(report: &StatsReport) -> (&'static str, Bytes) {
+    let json = stats::json(report);
+    ("application/json", Bytes::from(json.to_string()))
+}
+
+/// A response with the Gearman headers. hyper adds Content-Length (and, after HEAD,
+/// sends the length without the body).
+fn reply(status: StatusCode, handle: Option<&Bytes>, command: &str, body: Bytes) -> HttpResponse {
+    let has_body = !body.is_empty();
+    let mut response = hyper::Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Ok(server) = HeaderValue::from_str(&server_header()) {
+        headers.insert(hyper::header::SERVER, server);
+    }
+    if let Some(handle) = handle.and_then(|h| HeaderValue::from_bytes(h).ok()) {
+        headers.insert(HeaderName::from_static("x-gearman-job-handle"), handle);
+    }
+    if let Ok(command) = HeaderValue::from_str(command) {
+        if !command.is_empty() {
+            headers.insert(HeaderName::from_static("x-gearman-command"), command);
+        }
+    }
+    if has_body {
+        headers.insert(
+            hyper::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    response
+}
+
+/// The whole body, within `--http-max-body` and the body timeout; otherwise the answer
+/// to send instead (413, 408, or 400 for a broken chunked body).
+async fn read_body(body: IncomingBody, context: &HttpContext) -> Result<Bytes, HttpResponse> {
+    // A Content-Length over the limit is refused before anything is read (and before
+    // `100 Continue`, which hyper sends only once the body is read).
+    if body.size_hint().lower() > context.max_body as u64 {
+        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE));
+    }
+    let collect = Limited::new(body, context.max_body).collect();
+    match timer::timeout(context.timeouts.body, collect).await {
+        Some(Ok(collected)) => Ok(collected.to_bytes()),
+        Some(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(refuse(StatusCode::PAYLOAD_TOO_LARGE))
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "HTTP request body unreadable");
+            Err(refuse(StatusCode::BAD_REQUEST))
+        }
+        None => Err(refuse(StatusCode::REQUEST_TIMEOUT)),
+    }
 }
 
 /// Percent-decodes the path into a function name.
@@ -235,68 +450,48 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        // A fresh clone of a `futures` sender has a slot of its own in the channel, so
+        // `try_send` on it fails only once the processor is gone.
         let event = Event::Disconnected { conn: self.conn };
-        if let Err(e) = self.events.try_send(event) {
-            let mut events = self.events.clone();
-            let event = e.into_inner();
-            async_std::task::spawn(async move {
-                let _ = events.send(event).await;
-            });
-        }
+        let _ = self.events.clone().try_send(event);
     }
 }
 
-/// Resolves once the client has closed its side of the connection. A client that sent
-/// its next request already is still there, so that counts as present.
-async fn client_gone(socket: Option<ClientSocket>) {
-    let Some(ClientSocket(stream, _)) = socket else {
-        return futures::future::pending().await;
-    };
-    let mut probe = [0u8; 1];
-    loop {
-        match async_std::future::timeout(CLIENT_CHECK, stream.peek(&mut probe)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return,
-            Ok(Ok(_)) => return futures::future::pending().await,
-            Err(_) => {}
-        }
-    }
+/// The value of a request header (the last one if repeated).
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a HeaderValue> {
+    headers.get_all(name).iter().next_back()
 }
 
-async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
-    let method = req.method();
-    let data = match method {
-        Method::Get | Method::Head => Vec::new(),
-        Method::Post | Method::Put => match read_body(&mut req).await {
+/// A request for a job: submits it, waits for its outcome (or only for JOB_CREATED in
+/// the background) while watching for the client going away, and answers.
+async fn submit(request: HttpRequest, context: &HttpContext, client: &Client) -> HttpResponse {
+    let (parts, body) = request.into_parts();
+    let data = if matches!(parts.method, Method::POST | Method::PUT) {
+        match read_body(body, context).await {
             Ok(body) => body,
-            Err(response) => return Ok(response),
-        },
-        _ => {
-            let mut response = reply(StatusCode::MethodNotAllowed, None, "", Vec::new());
-            response.insert_header("Allow", "GET, HEAD, POST, PUT");
-            return Ok(response);
+            Err(response) => return response,
         }
+    } else {
+        Bytes::new()
     };
-    let function = function_name(req.url().path());
+    let function = function_name(parts.uri.path());
     crate::fault::check(crate::fault::Site::Http, &function);
     if function.is_empty() {
-        return Ok(reply(StatusCode::NotFound, None, "", Vec::new()));
+        return reply(StatusCode::NOT_FOUND, None, "", Bytes::new());
     }
-    let header = |name: &str| req.header(name).map(|v| v.last().as_str().to_string());
-    let background = header("X-Gearman-Background").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let priority = match header("X-Gearman-Priority")
-        .map(|v| v.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("high") => Priority::High,
-        Some("low") => Priority::Low,
+    let text = |name| header(&parts.headers, name).and_then(|v| v.to_str().ok());
+    let background = text("x-gearman-background").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let priority = match text("x-gearman-priority") {
+        Some(p) if p.eq_ignore_ascii_case("high") => Priority::High,
+        Some(p) if p.eq_ignore_ascii_case("low") => Priority::Low,
         _ => Priority::Normal,
     };
     let job = SubmitJob {
         function,
-        unique: header("X-Gearman-Unique")
-            .map(Bytes::from)
+        unique: header(&parts.headers, "x-gearman-unique")
+            .map(|v| Bytes::copy_from_slice(v.as_bytes()))
             .unwrap_or_default(),
-        data: Bytes::from(data),
+        data,
         priority,
         mode: if background {
             JobMode::Background
@@ -306,31 +501,21 @@ async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
         epoch: None,
         reducer: None,
     };
-    let context = req.state().clone();
     let conn = ConnId(context.next_conn.fetch_add(1, Ordering::Relaxed));
-    let address = req
-        .peer_addr()
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
-    let socket = req.ext::<ClientSocket>().cloned();
-    let fd = socket.as_ref().map_or(-1, |s| {
-        use std::os::fd::AsRawFd;
-        i64::from(s.0.as_raw_fd())
-    });
     let (outbox, mut replies) = futures::channel::mpsc::unbounded();
-    let identity = socket.as_ref().and_then(|s| s.1.clone());
     let info = PeerInfo {
-        fd,
-        address,
-        identity,
+        fd: i64::from(client.socket.as_raw_fd()),
+        address: client.address.clone(),
+        identity: client.identity.clone(),
     };
+    let unavailable = || reply(StatusCode::SERVICE_UNAVAILABLE, None, "", Bytes::new());
     let mut events = context.events.clone();
-    if events
-        .send(Event::Connected { conn, info, outbox })
+    let connected = Event::Connected { conn, info, outbox };
+    if futures::SinkExt::send(&mut events, connected)
         .await
         .is_err()
     {
-        return Ok(reply(StatusCode::ServiceUnavailable, None, "", Vec::new()));
+        return unavailable();
     }
     let _registration = Registration {
         conn,
@@ -343,31 +528,26 @@ async fn submit(mut req: tide::Request<HttpContext>) -> tide::Result {
         }),
         Incoming::Request(Request::Submit(job)),
     ];
-    if events.send(Event::Input { conn, items }).await.is_err() {
-        return Ok(reply(StatusCode::ServiceUnavailable, None, "", Vec::new()));
+    let input = Event::Input { conn, items };
+    if futures::SinkExt::send(&mut events, input).await.is_err() {
+        return unavailable();
     }
     let outcome = futures::select! {
         outcome = wait_for_result(&mut replies, background).fuse() => outcome,
-        () = client_gone(socket).fuse() => {
+        () = client.socket.peer_gone().fuse() => {
             tracing::info!(conn = conn.0, "HTTP client went away; its job is abandoned");
             None
         }
     };
-    let head = method == Method::Head;
-    Ok(match outcome {
+    match outcome {
         Some(Outcome {
             status,
             handle,
             command,
             body,
-        }) => reply(
-            status,
-            handle.as_ref(),
-            command,
-            if head { Vec::new() } else { body },
-        ),
-        None => reply(StatusCode::ServiceUnavailable, None, "", Vec::new()),
-    })
+        }) => reply(status, handle.as_ref(), command, body),
+        None => unavailable(),
+    }
 }
 
 /// How a submission ended.
@@ -375,14 +555,14 @@ struct Outcome {
     status: StatusCode,
     handle: Option<Bytes>,
     command: &'static str,
-    body: Vec<u8>,
+    body: Bytes,
 }
 
 /// Collects the replies of one submission: JOB_CREATED ends a background request;
 /// WORK_DATA accumulates; WORK_COMPLETE, WORK_FAIL, WORK_EXCEPTION or ERROR end it.
 async fn wait_for_result(replies: &mut Replies, background: bool) -> Option<Outcome> {
     let mut handle = None;
-    let mut body = Vec::new();
+    let mut body = BytesMut::new();
     while let Some(batch) = replies.next().await {
         for outgoing in batch {
             let Outgoing::Packet(response) = outgoing else {
@@ -400,35 +580,28 @@ async fn wait_for_result(replies: &mut Replies, background: bool) -> Option<Outc
                 Response::JobCreated { handle: h } => {
                     handle = Some(h);
                     if background {
-                        return done(StatusCode::Ok, "JOB_CREATED", &handle, Vec::new());
+                        return done(StatusCode::OK, "JOB_CREATED", &handle, Bytes::new());
                     }
                 }
                 Response::WorkData { data, .. } => body.extend_from_slice(&data),
                 Response::WorkComplete { data, .. } => {
                     body.extend_from_slice(&data);
-                    return done(StatusCode::Ok, "WORK_COMPLETE", &handle, body);
+                    return done(StatusCode::OK, "WORK_COMPLETE", &handle, body.freeze());
                 }
                 Response::WorkFail { .. } => {
-                    return done(
-                        StatusCode::InternalServerError,
-                        "WORK_FAIL",
-                        &handle,
-                        Vec::new(),
-                    );
+                    let status = StatusCode::INTERNAL_SERVER_ERROR;
+                    return done(status, "WORK_FAIL", &handle, Bytes::new());
                 }
                 Response::WorkException { data, .. } => {
-                    return done(
-                        StatusCode::InternalServerError,
-                        "WORK_EXCEPTION",
-                        &handle,
-                        data.to_vec(),
-                    );
+                    let status = StatusCode::INTERNAL_SERVER_ERROR;
+                    return done(status, "WORK_EXCEPTION", &handle, data);
                 }
                 Response::Error { code, text } => {
-                    let mut message = code.to_vec();
+                    let mut message = BytesMut::from(&code[..]);
                     message.extend_from_slice(b": ");
                     message.extend_from_slice(&text);
-                    return done(StatusCode::ServiceUnavailable, "ERROR", &handle, message);
+                    let status = StatusCode::SERVICE_UNAVAILABLE;
+                    return done(status, "ERROR", &handle, message.freeze());
                 }
                 // WORK_STATUS and WORK_WARNING do not end the request.
                 _ => {}
@@ -439,14 +612,4 @@ async fn wait_for_result(replies: &mut Replies, background: bool) -> Option<Outc
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn function_names_are_percent_decoded() {
-        assert_eq!(function_name("/reverse"), "reverse");
-        assert_eq!(function_name("//a%20b"), "a b");
-        assert_eq!(function_name("/100%"), "100%");
-        assert_eq!(function_name("/"), "");
-    }
-}
+mod tests;

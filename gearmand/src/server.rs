@@ -122,13 +122,11 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     if let Some(http) = config.http {
         let context = http::HttpContext::new(events_tx.clone(), http.max_body);
         for listener in http_listeners {
-            let serve = http::run(
-                listener,
-                context.clone(),
-                tls.clone(),
-                stop_rx_for_http.clone(),
-            );
-            spawn("gearmand-http".into(), move || block_on(serve))?;
+            let (context, tls, stop) = (context.clone(), tls.clone(), stop_rx_for_http.clone());
+            // Its own event loop, as every server thread: the HTTP connections run there.
+            spawn_on_loop("gearmand-http".into(), move || {
+                http::run(listener, context, tls, stop)
+            })?;
         }
     }
     // The ports listen already; the processor says when the replayed jobs are in. An

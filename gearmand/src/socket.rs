@@ -63,6 +63,22 @@ impl Socket {
         let _ = self.0.get_ref().shutdown(Shutdown::Both);
     }
 
+    /// Resolves once the peer has closed the connection (or it failed) with nothing left
+    /// unread; never while unread bytes wait, since a client that sent its next request
+    /// already is still there. For the HTTP port, which reads nothing while a request
+    /// waits for its job. A `peek`, so the bytes stay for the reader.
+    pub async fn peer_gone(&self) {
+        let mut probe = [0u8; 1];
+        let peeked = poll_fn(|cx| {
+            self.0
+                .poll_io(Direction::Read, cx, |stream| stream.peek(&mut probe))
+        })
+        .await;
+        if matches!(peeked, Ok(n) if n > 0) {
+            futures::future::pending::<()>().await;
+        }
+    }
+
     /// One `recv` (of at most `asked` bytes) once the socket may hold data.
     fn poll_recv(
         &self,

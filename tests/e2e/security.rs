@@ -1652,6 +1652,17 @@ pub fn open_descriptors(pid: u32) -> usize {
         .count()
 }
 
+/// The lowest descriptor number the process `pid` does not use: with the open-files limit
+/// set to it, the next descriptor it opens fails with EMFILE, even when a descriptor
+/// closed earlier left a gap below the highest one (which counting would miss).
+pub fn lowest_free_descriptor(pid: u32) -> usize {
+    let used: std::collections::BTreeSet<usize> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("list the server's descriptors")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..).find(|fd| !used.contains(fd)).unwrap_or_default()
+}
+
 /// Sets the soft open-files limit of the running process `pid` (the hard limit stays, so
 /// the soft one may be raised again).
 pub fn set_open_files_limit(pid: u32, limit: usize) {
@@ -1902,5 +1913,56 @@ fn ours_https_serves_status_and_jobs_and_refuses_plain_http() {
         "plaintext answered: {answer:?}"
     );
     server.wait_log("HTTPS handshake failed", 1);
+    server.assert_alive();
+}
+
+/// With `--ssl-ca-file` the HTTPS port asks for client certificates too, and the
+/// certificate's identity is what the ACL's `[cert:…]` sections see for HTTP submissions.
+#[test]
+fn ours_https_client_certificates_reach_the_acl() {
+    let pki = Pki::new();
+    let http_port = free_port();
+    let acl = acl_file(
+        &pki.dir,
+        "[cert:client-1]\nsubmit = resize\n[cert:admin-1]\nadmin = all\n",
+    );
+    let mut args = pki.server_args(true);
+    args.extend([
+        "--acl".into(),
+        acl.display().to_string(),
+        "-r".into(),
+        "http".into(),
+        "--http-port".into(),
+        http_port.to_string(),
+    ]);
+    let mut server = Gearmand::start("127.0.0.1", &args, Some(&pki.client("admin-1")));
+    let submit = "POST /resize HTTP/1.1\r\nHost: x\r\nX-Gearman-Background: true\r\n\
+                  Connection: close\r\nContent-Length: 3\r\n\r\npng";
+    let mut allowed = Err(String::new());
+    wait_until(Duration::from_secs(5), "the HTTPS port answers", || {
+        allowed = https_request(http_port, &pki.client("client-1"), submit);
+        allowed.is_ok()
+    });
+    let allowed = allowed.expect("client-1 submits over HTTPS");
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert!(
+        allowed
+            .to_ascii_lowercase()
+            .contains("x-gearman-command: job_created"),
+        "{allowed}"
+    );
+    let denied = https_request(http_port, &pki.client("worker-1"), submit)
+        .expect("worker-1 is answered over HTTPS");
+    assert!(denied.starts_with("HTTP/1.1 503"), "{denied}");
+    assert!(denied.contains("PERMISSION_DENIED"), "{denied}");
+    // Without a certificate there is no HTTPS connection at all.
+    let anonymous = https_request(http_port, &pki.anonymous(), submit);
+    assert!(
+        anonymous.as_ref().map_or(true, |r| !r.starts_with("HTTP/")),
+        "{anonymous:?}"
+    );
+    server.wait_log("may not submit to resize", 1);
+    let mut admin = Peer::tls_ok(server.addr(), &pki.client("admin-1"));
+    assert_eq!(admin.admin("status"), "resize\t1\t0\t0\n.\n");
     server.assert_alive();
 }

@@ -291,6 +291,7 @@ fn ours_panic_on_the_http_thread_ends_the_process() {
         .expect("send the request");
     let mut rest = Vec::new();
     let _ = stream.read_to_end(&mut rest);
-    // tide runs the request handlers on async-std's pool, not on `gearmand-http` itself.
-    assert_died_of_panic(&mut server, "async-std/runtime");
+    // The HTTP connections, handlers included, run on the `gearmand-http` thread's own
+    // event loop.
+    assert_died_of_panic(&mut server, "gearmand-http");
 }
