@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_std::channel::{self, Receiver, Sender};
-use async_std::task::block_on;
 use futures::{FutureExt, SinkExt};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
@@ -115,9 +114,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         replayed: replayed_tx,
         heartbeat,
     };
-    if config.http.is_some() {
-        start_timers();
-    }
     start_threads(parts)?;
     if let Some(http) = config.http {
         let context = http::HttpContext::new(events_tx.clone(), http.max_body);
@@ -167,14 +163,6 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     }
     drop(pid_file);
     Ok(())
-}
-
-/// Makes async-io, which runs async-std's timers for the HTTP port, create its epoll,
-/// eventfd and driver thread now. It does so on first use and panics if that use finds
-/// the descriptors exhausted, which is when the HTTP listener first sleeps on its
-/// accept back-off.
-fn start_timers() {
-    block_on(async_std::task::sleep(Duration::from_micros(1)));
 }
 
 /// The store, if any, and the jobs it held.

@@ -16,6 +16,7 @@ mod bad_input;
 mod cancel;
 mod cli_gearadmin;
 mod cli_gearman;
+mod dependencies;
 mod disconnect;
 mod echo_options;
 mod epoch;

@@ -180,3 +180,59 @@ fn ours_t0_has_no_io_threads() {
         "{names:?}"
     );
 }
+
+/// With every part running (HTTP, a persistent queue, a timer on a partial packet), a
+/// `-t 4` server has only its own named threads: no async-io reactor thread and no
+/// async-std runtime or blocking pool, whose work the threads' own event loops now do.
+/// (`tracing-appender` is the log writer's thread, named by that crate.)
+#[test]
+fn ours_t4_with_http_and_sqlite_runs_only_its_own_threads() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("gearman-threads-{}", std::process::id()));
+    fs::create_dir_all(&dir).expect("scratch directory");
+    let db = dir.join("queue.sqlite3").display().to_string();
+    let http_port = crate::http::free_port().to_string();
+    let server = Server::start(&[
+        "-t",
+        "4",
+        "-r",
+        "http",
+        "--http-port",
+        &http_port,
+        "-q",
+        "libsqlite3",
+        "--libsqlite3-db",
+        &db,
+        "--partial-timeout",
+        "1",
+    ]);
+    // An HTTP submission stored in the queue.
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", http_port.parse().expect("port")))
+        .expect("connect to the HTTP port");
+    http.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    http.write_all(
+        b"POST /f HTTP/1.1\r\nHost: x\r\nX-Gearman-Background: true\r\n\
+          Content-Length: 1\r\nConnection: close\r\n\r\nx",
+    )
+    .expect("send the request");
+    let mut reply = String::new();
+    let _ = http.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    // Half a packet, which the partial-packet timer closes.
+    let mut partial = server.connect();
+    partial.send_raw(b"\0REQ");
+    round_trip(&server);
+    let names = thread_names(&server);
+    let foreign: Vec<&String> = names
+        .iter()
+        .filter(|n| !(n.as_str() == "gearmand" || n.starts_with("gearmand-")))
+        .filter(|n| !n.starts_with("tracing-append"))
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "threads not our own: {foreign:?} in {names:?}"
+    );
+    partial.expect_closed();
+    let _ = fs::remove_dir_all(dir);
+}

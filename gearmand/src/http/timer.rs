@@ -2,28 +2,24 @@
 //! body and handshake limits, the accept back-off, hyper's header timer) goes through
 //! [`sleep`].
 //!
-//! The `gearmand-http` thread runs on its own event loop ([`crate::reactor`]), which has
-//! no timers yet, so [`sleep`] borrows async-std's (async-io's timer thread wakes this
-//! one). When the reactor grows a timer, only [`sleep`] changes.
+//! The `gearmand-http` thread runs on its own event loop ([`crate::reactor`]), and the
+//! timers are that loop's: no other thread is involved.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::future::{select, Either};
+use crate::reactor;
 
-/// Resolves after `duration`.
+/// Resolves after `duration`, on this thread's event loop.
 pub fn sleep(duration: Duration) -> impl Future<Output = ()> + Send + Sync + 'static {
-    async_std::task::sleep(duration)
+    reactor::sleep(duration)
 }
 
 /// `future`'s output, or `None` if it takes longer than `limit`.
 pub async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
-    match select(std::pin::pin!(future), std::pin::pin!(sleep(limit))).await {
-        Either::Left((output, _)) => Some(output),
-        Either::Right(((), _)) => None,
-    }
+    reactor::timeout(limit, future).await.ok()
 }
 
 /// hyper's timer (its header read timeout) on [`sleep`].
@@ -59,9 +55,12 @@ mod tests {
 
     #[test]
     fn timeouts_end_slow_futures_only() {
-        let fast = futures::executor::block_on(timeout(Duration::from_secs(5), async { 7 }));
-        assert_eq!(fast, Some(7));
-        let slow = timeout(Duration::from_millis(20), futures::future::pending::<()>());
-        assert_eq!(futures::executor::block_on(slow), None);
+        let event_loop = reactor::Reactor::new().expect("event loop");
+        let (fast, slow) = event_loop.block_on(async {
+            let fast = timeout(Duration::from_secs(5), async { 7 }).await;
+            let slow = timeout(Duration::from_millis(20), futures::future::pending::<()>()).await;
+            (fast, slow)
+        });
+        assert_eq!((fast, slow), (Some(7), None));
     }
 }
