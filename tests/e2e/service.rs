@@ -108,15 +108,21 @@ impl NotifySocket {
 }
 
 /// A server started directly (not through the harness, which probes the port first), with
-/// `NOTIFY_SOCKET` set; returns it and its port.
-fn spawn_notified(dir: &Scratch, notify: &NotifySocket, args: &[&str]) -> (ServerProcess, u16) {
+/// `NOTIFY_SOCKET` and `env` set; returns it and its port.
+fn spawn_notified(
+    dir: &Scratch,
+    notify: &NotifySocket,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (ServerProcess, u16) {
     let port = crate::http::free_port();
     let mut cmd = Command::new(gearmand_bin());
     cmd.args(["-L", "127.0.0.1", "-p", &port.to_string(), "-l", "stderr"])
         .args(["--verbose", "INFO", "-P"])
         .arg(dir.path("gearmand.pid"))
         .args(args)
-        .env("NOTIFY_SOCKET", &notify.path);
+        .env("NOTIFY_SOCKET", &notify.path)
+        .envs(env.iter().copied());
     (ServerProcess::spawn(cmd, dir.path("server.log")), port)
 }
 
@@ -140,7 +146,7 @@ fn ours_notify_ready_after_replay_and_stopping_at_sigterm() {
         }
     }
     let notify = NotifySocket::bind(&dir);
-    let (mut process, port) = spawn_notified(&dir, &notify, &queue);
+    let (mut process, port) = spawn_notified(&dir, &notify, &queue, &[]);
     let ready = notify.expect("READY=1", Duration::from_secs(15));
     // At READY the port answers and the replayed jobs are already queued.
     let mut client = Client::connect(SocketAddr::from(([127, 0, 0, 1], port)));
@@ -158,16 +164,12 @@ fn ours_notify_ready_after_replay_and_stopping_at_sigterm() {
 fn ours_watchdog_pings_stop_when_the_processing_thread_is_blocked() {
     let dir = Scratch::new("watchdog");
     let notify = NotifySocket::bind(&dir);
-    let port = crate::http::free_port();
-    let mut cmd = Command::new(gearmand_bin());
-    cmd.args(["-L", "127.0.0.1", "-p", &port.to_string(), "-l", "stderr"])
-        .args(["--verbose", "INFO", "-P"])
-        .arg(dir.path("gearmand.pid"))
-        .env("NOTIFY_SOCKET", &notify.path)
-        // A ping every 100 ms while healthy.
-        .env("WATCHDOG_USEC", "400000")
-        .env("GEARMAND_TEST_FAULT", "proc-stall");
-    let mut process = ServerProcess::spawn(cmd, dir.path("server.log"));
+    // A ping every 100 ms while healthy.
+    let env = [
+        ("WATCHDOG_USEC", "400000"),
+        ("GEARMAND_TEST_FAULT", "proc-stall"),
+    ];
+    let (mut process, port) = spawn_notified(&dir, &notify, &[], &env);
     notify.expect("READY=1", Duration::from_secs(15));
     // Idle, the processor still beats: pings keep coming.
     let healthy = notify.count_pings(Duration::from_secs(1));
