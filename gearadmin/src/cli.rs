@@ -4,7 +4,7 @@
 //! user or a script sees from that: the option names and help texts, `-h` as the host (clap's
 //! own `-h` help is disabled), unambiguous long-option prefixes (`--stat`), positional
 //! arguments silently ignored, and boost's wording for parse errors, printed on stdout as
-//! `<argv0> : <what>` followed by the options text (protocol.md §4.2).
+//! `<argv0> : <what>` followed by the options text (shared/docs/protocol.md §9.2).
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -1,7 +1,7 @@
 //! The operations gearadmin can run and the fixed order it runs them in.
 //!
 //! The C tool runs its operations in one fixed order whatever the command line says
-//! (protocol.md §4.2, a QUIRK we match): getpid, create-function, drop-function, show-jobs,
+//! (shared/docs/protocol.md §9.2; we keep it): getpid, create-function, drop-function, show-jobs,
 //! show-unique-jobs, cancel-job, server-verbose, server-version, workers, priority-status,
 //! status. Our additions, `--shutdown` and `--shutdown-graceful`, come last so that every
 //! other answer is in before the server goes away.

@@ -1,6 +1,7 @@
 //! How replies are printed: the C tool's text rules, and the `--json` report.
 //!
-//! Text (protocol.md §4.2), byte for byte what gearadmin 1.1.20 prints for the same reply:
+//! Text (shared/docs/protocol.md §9.2), byte for byte what gearadmin 1.1.20 prints for the same
+//! reply:
 //! - `OK\r\n` → `OK\n` on stdout;
 //! - `OK <value>\n` → `<value>\n` on stdout;
 //! - `ERR <rest>\r\n` → `Error: <rest>\r\n` on stderr (the `\r\n` kept); unlike the C tool,

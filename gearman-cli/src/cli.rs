@@ -2,10 +2,10 @@
 //! `bc:f:h:HILnNp:Pst:u:vwi:dS`) plus our long TLS options (`--ssl-ca-file` and friends),
 //! its usage text, and the clap definition used for parsing and for generating the man page.
 //!
-//! `-h` is the host and `-H` the help, so clap's own `-h/--help` and `-V` are disabled. The
-//! usage text, its stream and its exit code copy the C tool (protocol.md §4.1); deciding them
-//! needs a `getopt`-style scan because clap stops at the first bad option while `getopt`
-//! goes on and still reports the flags it saw.
+//! `-h` is the host and `-H` the help, so clap's own `-h/--help` and `-V` are disabled. The usage
+//! text, its stream and its exit code copy the C tool (shared/docs/protocol.md §9.1); deciding them
+//! needs a `getopt`-style scan because clap stops at the first bad option while `getopt` goes on
+//! and still reports the flags it saw.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;

@@ -362,7 +362,7 @@ impl Client<'_> {
                 }
                 Response::WorkFail { handle } => {
                     // A server that ignored OPTION_REQ turns exceptions into WORK_FAIL with a
-                    // trailing NUL (protocol.md §2.5): accept that handle too.
+                    // trailing NUL (shared/docs/protocol.md §4.9): accept that handle too.
                     let handle = handle.strip_suffix(b"\0").unwrap_or(&handle);
                     if let Some(job) = running(jobs, handle) {
                         job.state = State::Done;

@@ -1,5 +1,5 @@
 //! `gearman`: the Gearman command-line client and worker, a drop-in for the C tool of
-//! gearmand 1.1.20 (protocol.md §4.1), with its known faults fixed
+//! gearmand 1.1.20 (shared/docs/protocol.md §9.1), with its known faults fixed
 //! (see [`cli::DIFFERENCES`]).
 //!
 //! - [`cli`]: the flags, the usage text, the clap definition for the man page;

@@ -1,5 +1,6 @@
-//! The admin text protocol byte for byte (protocol.md §2.12, §3): every command and error line
-//! of §3.3, the tokenizer's quirks, pipelining, text mixed with binary packets, and garbage.
+//! The admin text protocol byte for byte (shared/docs/protocol.md §4.16, §5): every command and
+//! error line of §5.3 and §5.4, the tokenizer's quirks, pipelining, text mixed with binary packets,
+//! and garbage.
 //!
 //! Replies are read as raw bytes from a plain socket ([`Text`]), so line endings (`OK\r\n`
 //! versus `OK x\n` versus `.\n`) are checked exactly. Listings with several entries are compared
@@ -425,7 +426,8 @@ const COMMAND_WORDS: [&str; 13] = [
     "stats",
 ];
 
-/// The server's tokenizer (§3.1): split at a space, skip the spaces that follow.
+/// The server's tokenizer (shared/docs/protocol.md §5.1): split at a space, skip the spaces that
+/// follow.
 fn tokens(line: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut rest = line;
@@ -982,7 +984,7 @@ fn drop_function_removes_idle_functions_and_refuses_busy_ones() {
 
 #[test]
 fn fix_drop_function_refuses_a_function_with_queued_jobs() {
-    // gearmand 1.1.20 drops it and orphans the jobs (protocol.md §2.12).
+    // gearmand 1.1.20 drops it and orphans the jobs (shared/docs/protocol.md §4.16).
     let server = Server::start(&[]);
     let mut a = Text::open(&server);
     let mut c = server.connect();
@@ -1490,7 +1492,8 @@ fn ours_listings_are_sorted() {
 
 #[test]
 fn fix_a_64_byte_unique_is_stored_whole() {
-    // gearmand 1.1.20 keeps 63 bytes, so the same unique does not coalesce (§1.5).
+    // gearmand 1.1.20 keeps 63 bytes, so the same unique does not coalesce
+    // (shared/docs/protocol.md §4.3).
     let server = Server::start(&[]);
     let mut a = Text::open(&server);
     let unique = "U".repeat(63) + "z";

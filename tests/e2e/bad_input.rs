@@ -1,6 +1,6 @@
-//! Hostile and broken input: bad magic, unknown types, oversized and malformed packets,
-//! truncated packets, garbage, over-long text lines and a peer that never reads. After each,
-//! the server must still serve a well-behaved connection (protocol.md §1.1, §1.2, §1.5, §3.1).
+//! Hostile and broken input: bad magic, unknown types, oversized and malformed packets, truncated
+//! packets, garbage, over-long text lines and a peer that never reads. After each, the server must
+//! still serve a well-behaved connection (shared/docs/protocol.md §2.3, §2.4, §5.1, §10).
 
 use std::io::Write;
 use std::net::{Shutdown, TcpStream};
@@ -89,7 +89,7 @@ fn fix_a_payload_missing_a_required_nul_closes_the_connection() {
         (PacketType::SubmitJobBg, b"fu"),
         (PacketType::WorkStatus, b"H:host:1\x001"),
         (PacketType::CanDoTimeout, b"f"),
-        // PROTOCOL documents 3 arguments; the server needs 4 (§1.3 row 37).
+        // PROTOCOL documents 3 arguments; the server needs 4 (shared/docs/protocol.md §3.1 row 37).
         (PacketType::SubmitReduceJob, b"f\0u\0reducer\0data"),
     ];
     for (kind, payload) in cases {

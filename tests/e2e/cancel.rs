@@ -1,5 +1,5 @@
 //! Admin-driven changes to jobs over the binary protocol's view: `cancel job` fails a queued
-//! job for its clients and the job is never handed out (protocol.md §2.12).
+//! job for its clients and the job is never handed out (shared/docs/protocol.md §4.16).
 
 use gearman_shared::protocol::PacketType;
 

@@ -1,5 +1,5 @@
-//! `gearadmin` end to end (protocol.md §4.2): golden outputs of every option against our
-//! server, `--shutdown` / `--shutdown-graceful`, `--json`, error reporting, and interop with
+//! `gearadmin` end to end (shared/docs/protocol.md §9.2): golden outputs of every option against
+//! our server, `--shutdown` / `--shutdown-graceful`, `--json`, error reporting, and interop with
 //! the C tool (`/usr/bin/gearadmin`) and the C server (`/usr/sbin/gearmand`).
 //!
 //! Golden transcripts live in `tests/e2e/golden/gearadmin/`, one file per case, in the

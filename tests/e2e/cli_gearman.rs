@@ -1,4 +1,4 @@
-//! The `gearman` command-line tool (protocol.md §4.1): our binary as client and worker
+//! The `gearman` command-line tool (shared/docs/protocol.md §9.1): our binary as client and worker
 //! against our server, its deliberate fixes (non-zero exit on connection failures,
 //! timeouts, ERROR packets and exceptions), failover across two servers, and golden
 //! comparisons with the C `/usr/bin/gearman` against both our server and the C

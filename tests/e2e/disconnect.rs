@@ -1,5 +1,6 @@
 //! Disconnects: a worker's running jobs are requeued (and `-j` limits how often), a foreground
-//! client's jobs are abandoned, background jobs outlive their client (protocol.md §2.7, §2.8).
+//! client's jobs are abandoned, background jobs outlive their client
+//! (shared/docs/protocol.md §4.11, §4.12).
 
 use std::time::Duration;
 

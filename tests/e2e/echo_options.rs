@@ -1,5 +1,5 @@
 //! ECHO_REQ, OPTION_REQ, SET_CLIENT_ID, and the packets the server must refuse with an ERROR
-//! while keeping the connection usable (protocol.md §1.1, §1.3, §1.4).
+//! while keeping the connection usable (shared/docs/protocol.md §2.4, §3.1, §3.2).
 
 use bytes::Bytes;
 use gearman_shared::protocol::{ErrorCode, Magic, Packet, PacketType, Request, Response};
@@ -110,8 +110,8 @@ fn set_client_id_is_truncated_to_127_bytes_and_may_be_empty() {
 }
 
 /// Every type a client must not send: UNUSED, NOOP, ALL_YOURS, SUBMIT_JOB_SCHED and all the
-/// server-to-client types (§1.3). Each is well formed (all its separators present) so that
-/// only the type is wrong.
+/// server-to-client types (shared/docs/protocol.md §3.1). Each is well formed (all its separators
+/// present) so that only the type is wrong.
 const NOT_EXPECTED: [PacketType; 14] = [
     PacketType::Unused,
     PacketType::Noop,

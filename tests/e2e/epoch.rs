@@ -1,6 +1,6 @@
 //! SUBMIT_JOB_EPOCH: background jobs that may not run before a unix time; due jobs run at
 //! once, future ones wait without blocking other work, and wake sleepers when due
-//! (protocol.md §1.3 row 36, §2.3, §2.10).
+//! (shared/docs/protocol.md §3.1 row 36, §4.6, §4.14).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -1,5 +1,5 @@
-//! Job selection: GRAB_JOB / GRAB_JOB_UNIQ / GRAB_JOB_ALL and their JOB_ASSIGN variants,
-//! NO_JOB, newest-registered function first, and `-R` rotation (protocol.md §1.3, §2.3, §2.11).
+//! Job selection: GRAB_JOB / GRAB_JOB_UNIQ / GRAB_JOB_ALL and their JOB_ASSIGN variants, NO_JOB,
+//! newest-registered function first, and `-R` rotation (shared/docs/protocol.md §3.1, §4.6, §4.15).
 
 use bytes::Bytes;
 use gearman_shared::protocol::{

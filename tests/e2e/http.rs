@@ -1,6 +1,7 @@
-//! The HTTP protocol (`-r http --http-port P`, protocol.md §7 with our fixes): job submission
-//! through `surf` and raw sockets, results and errors as status codes, headers, keep-alive,
-//! size limits, abandoned requests, and the C `gearman` worker serving HTTP-submitted jobs.
+//! The HTTP protocol (`-r http --http-port P`, shared/docs/protocol.md §6 with our fixes): job
+//! submission through `surf` and raw sockets, results and errors as status codes, headers,
+//! keep-alive, size limits, abandoned requests, and the C `gearman` worker serving HTTP-submitted
+//! jobs.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

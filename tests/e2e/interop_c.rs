@@ -1,5 +1,5 @@
 //! Interoperability with the C tools of gearmand 1.1.20 (`/usr/bin/gearman`, Debian package
-//! gearman-tools): the C client and C worker against our server (protocol.md §4.1).
+//! gearman-tools): the C client and C worker against our server (shared/docs/protocol.md §9.1).
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -127,7 +127,8 @@ fn c_client_prints_status_data_and_warnings_from_a_worker() {
 
 #[test]
 fn fix_c_client_sees_a_work_exception_as_a_failure() {
-    // The C server's WORK_FAIL with a trailing NUL makes this client hang forever (§2.5).
+    // The C server's WORK_FAIL with a trailing NUL makes this client hang forever
+    // (shared/docs/protocol.md §4.9).
     let server = Server::start(&[]);
     let worker = serve_one(&server, "throws", |w, handle| {
         w.send(Request::WorkException {

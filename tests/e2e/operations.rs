@@ -1,4 +1,4 @@
-//! Running the server (protocol.md §2.13, §5): the admin `shutdown` commands and who may use
+//! Running the server (shared/docs/protocol.md §8): the admin `shutdown` commands and who may use
 //! them, signals, log reopening, the pid file, `--check-args` and option errors, `-V`, `-h`,
 //! `-d`, configuration files, `GEARMAND_PORT`, keepalive, `-u` and `-f`.
 //!

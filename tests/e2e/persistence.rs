@@ -1,4 +1,4 @@
-//! The persistent queue (`-q libsqlite3`, protocol.md §6): acknowledged background jobs
+//! The persistent queue (`-q libsqlite3`, shared/docs/protocol.md §7): acknowledged background jobs
 //! survive SIGKILL at any moment, replay at start-up, read and write the C server's tables in
 //! both directions, and a store that cannot be read or written is reported, never ignored.
 //!
@@ -40,7 +40,7 @@ const EXIT_LIMIT: Duration = Duration::from_secs(10);
 /// How long a change made by the store thread may take to show in the table.
 const STORE_LIMIT: Duration = Duration::from_secs(10);
 
-/// The exact statement the C server creates its table with (protocol.md §6.2).
+/// The exact statement the C server creates its table with (shared/docs/protocol.md §7.2).
 const C_TABLE: &str = "CREATE TABLE gearman_queue ( unique_key TEXT, function_name TEXT, \
                        priority INTEGER, data BLOB, when_to_run INTEGER, \
                        PRIMARY KEY (unique_key, function_name))";

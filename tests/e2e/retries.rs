@@ -1,5 +1,5 @@
 //! CAN_DO / CANT_DO / RESET_ABILITIES, the requeue they cause for running jobs, and the
-//! `-j` retry limit (protocol.md §1.3 rows 1–3, §2.8).
+//! `-j` retry limit (shared/docs/protocol.md §3.1 rows 1–3, §4.12).
 
 use std::time::Duration;
 

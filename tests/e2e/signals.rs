@@ -1,5 +1,5 @@
 //! Signals: SIGTERM/SIGINT stop at once with exit code 0, SIGUSR1 stops accepting and exits
-//! once no job is left, SIGHUP keeps serving (protocol.md §2.13).
+//! once no job is left, SIGHUP keeps serving (shared/docs/protocol.md §8.2).
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

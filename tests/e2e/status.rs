@@ -1,6 +1,6 @@
-//! GET_STATUS / STATUS_RES and GET_STATUS_UNIQUE / STATUS_RES_UNIQUE through a job's life,
-//! plus the admin `status` counters they correspond to (protocol.md §1.3 rows 15, 41, 42;
-//! §2.6; §2.14).
+//! GET_STATUS / STATUS_RES and GET_STATUS_UNIQUE / STATUS_RES_UNIQUE through a job's life, plus the
+//! admin `status` counters they correspond to (shared/docs/protocol.md §3.1 rows 15, 41, 42; §4.10;
+//! §4.17).
 
 use bytes::Bytes;
 use gearman_shared::protocol::{PacketType, Request, Response};

@@ -1,5 +1,6 @@
 //! Job submission: every SUBMIT variant, handle numbering, coalescing on the unique key,
-//! priorities, unique/reducer length limits and maxqueue (protocol.md §1.3, §1.5, §2.2).
+//! priorities, unique/reducer length limits and maxqueue (shared/docs/protocol.md §3.1, §4.2–§4.5,
+//! §10).
 
 use bytes::Bytes;
 use gearman_shared::protocol::{

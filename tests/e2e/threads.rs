@@ -1,6 +1,6 @@
 //! The `-t` thread model: every thread count serves a full round trip, and our server names its
 //! threads `gearmand-listen`, `gearmand-io-N` and `gearmand-proc` as the mode requires
-//! (protocol.md §5.2).
+//! (shared/docs/protocol.md §8.3).
 
 use std::fs;
 use std::thread;

@@ -1,5 +1,6 @@
 //! CAN_DO_TIMEOUT: a job not finished within the timeout is requeued (minimum 1000 ms), a job
-//! finished in time is left alone, and bad timeout values (protocol.md §1.3 row 23, §2.9).
+//! finished in time is left alone, and bad timeout values (shared/docs/protocol.md §3.1 row 23,
+//! §4.13).
 
 use std::thread;
 use std::time::{Duration, Instant};

@@ -1,5 +1,5 @@
 //! PRE_SLEEP and NOOP: who is woken, when, how often, and `-w N` rotation
-//! (protocol.md §1.3 row 4, §2.4).
+//! (shared/docs/protocol.md §3.1 row 4, §4.7).
 
 use std::time::{Duration, Instant};
 

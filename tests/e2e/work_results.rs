@@ -1,6 +1,6 @@
 //! WORK_DATA / WARNING / STATUS / COMPLETE / FAIL / EXCEPTION: forwarding to attached
 //! clients, the `exceptions` option and server flag, and the JOB_NOT_FOUND / ARGUMENT_TOO_LARGE
-//! errors (protocol.md §1.3 rows 12–14, 25, 28, 29; §1.4; §2.5).
+//! errors (shared/docs/protocol.md §3.1 rows 12–14, 25, 28, 29; §3.2; §4.8; §4.9).
 
 use bytes::Bytes;
 use gearman_shared::protocol::{ErrorCode, PacketType, Request, Response};
@@ -136,7 +136,8 @@ fn fix_work_exception_without_the_option_becomes_a_plain_work_fail() {
         handle: handle.clone(),
         data: b("boom"),
     });
-    // The C server appends a NUL here, which real clients do not recognise (§2.5).
+    // The C server appends a NUL here, which real clients do not recognise
+    // (shared/docs/protocol.md §4.9).
     plain.expect_packet(PacketType::WorkFail, b"H:host:1");
     exc.expect_packet(PacketType::WorkException, b"H:host:1\0boom");
 }

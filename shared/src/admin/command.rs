@@ -133,8 +133,9 @@ pub enum Parsed {
 
 /// Parses one admin line exactly as gearmand 1.1.20 does.
 ///
-/// `line` is the text without its terminator, `terminator_len` how many bytes the terminator
-/// had (1 for `\n`, 2 for `\r\n`), both as `Frame::Text` carries them. The rules (§3.1):
+/// `line` is the text without its terminator, `terminator_len` how many bytes the terminator had (1
+/// for `\n`, 2 for `\r\n`), both as `Frame::Text` carries them. The rules
+/// (shared/docs/protocol.md §5.1):
 /// - tokens are split at single spaces and the spaces after a split are skipped, so leading
 ///   spaces give an empty first token and trailing spaces an extra empty last token;
 /// - more than [`MAX_TOKENS`] tokens closes the connection;
@@ -432,7 +433,7 @@ mod tests {
         assert_eq!(p(b"a b c d e f\n"), Parsed::Close);
     }
 
-    /// The rows of protocol.md §3.3 and the trailing-space cases of §3.1.
+    /// The rows of shared/docs/protocol.md §5.3 and the trailing-space cases of §5.1.
     #[test]
     fn spec_rows() {
         assert_eq!(cmd(b"status extra args\n"), AdminCommand::Status);

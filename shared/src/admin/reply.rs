@@ -1,7 +1,7 @@
 //! Admin reply lines: exact rendering (server side) and parsing (tool side) of every reply.
 //!
-//! Line endings follow gearmand 1.1.20 exactly (protocol.md §3.2): listing lines and the
-//! `.\n` terminator end in `\n`, `OK <value>\n` ends in `\n`, while `OK\r\n` and every
+//! Line endings follow gearmand 1.1.20 exactly (shared/docs/protocol.md §5.2): listing lines and
+//! the `.\n` terminator end in `\n`, `OK <value>\n` ends in `\n`, while `OK\r\n` and every
 //! `ERR …\r\n` end in `\r\n`. Tools rely on this, so renderers never choose the ending.
 
 use bytes::{BufMut, Bytes};

@@ -148,9 +148,9 @@ impl Packet {
         Packet { magic, kind, args }
     }
 
-    /// Splits a payload as gearmand does (protocol.md §1.2), but only within the payload:
-    /// with `data = true` all `argc` arguments must be NUL-terminated and the rest is data;
-    /// with `data = false` the first `argc - 1` are NUL-terminated and the last is the rest.
+    /// Splits a payload as gearmand does (shared/docs/protocol.md §2.3), but only within the
+    /// payload: with `data = true` all `argc` arguments must be NUL-terminated and the rest is
+    /// data; with `data = false` the first `argc - 1` are NUL-terminated and the last is the rest.
     /// Types with no arguments ignore their payload. `None` if a separator is missing.
     pub fn split(kind: PacketType, payload: Bytes) -> Option<Vec<Bytes>> {
         let terminated = match kind.arg_spec() {
