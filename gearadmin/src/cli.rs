@@ -502,7 +502,7 @@ fn original_token(reported: &str, args: &[OsString]) -> String {
 mod tests {
     use super::*;
 
-    /// The C tool's `--help` output (docs/observed/gearadmin-help.txt).
+    /// The C tool's `--help` output (captured; shared/docs/protocol.md §9.2).
     const C_OPTIONS: &str = "Options:
   --help                         Options related to the program.
   -h [ --host ] arg (=localhost) Connect to the host

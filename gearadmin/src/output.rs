@@ -379,7 +379,7 @@ mod tests {
         }
     }
 
-    /// The cases of docs/observed/gearadmin-samples.txt.
+    /// The cases of captures of the C gearadmin (shared/docs/protocol.md §9.2).
     #[test]
     fn text_matches_the_c_tool() {
         assert_eq!(text(&Reply::Ok), out("OK\n"));

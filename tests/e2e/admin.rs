@@ -446,7 +446,7 @@ fn tokens(line: &[u8]) -> Vec<&[u8]> {
 // ---------------------------------------------------------------------------------------------
 // The captured session
 
-/// The set-up of docs/observed/admin-text-protocol.txt: W1 (`worker-1`, reverse, upper), W2
+/// The set-up of a capture of the C server's admin port (shared/docs/protocol.md §5): W1 (`worker-1`, reverse, upper), W2
 /// (reverse), four background jobs, W1 running the `upper` one. Returns the connections to
 /// keep open.
 fn capture_setup(server: &Server) -> (Client, Client, Client) {

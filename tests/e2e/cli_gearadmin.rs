@@ -3,7 +3,7 @@
 //! the C tool (`/usr/bin/gearadmin`) and the C server (`/usr/sbin/gearmand`).
 //!
 //! Golden transcripts live in `tests/e2e/golden/gearadmin/`, one file per case, in the
-//! `cat -A` style of docs/observed/gearadmin-samples.txt; `UPDATE_GOLDEN=1` rewrites them.
+//! `cat -A` style of captures of the C gearadmin (shared/docs/protocol.md §9.2); `UPDATE_GOLDEN=1` rewrites them.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -311,7 +311,7 @@ fn show(bytes: &[u8]) -> String {
     out
 }
 
-/// A transcript like docs/observed/gearadmin-samples.txt.
+/// A transcript like captures of the C gearadmin (shared/docs/protocol.md §9.2).
 fn transcript(command_line: &str, out: &Output) -> String {
     format!(
         "### {command_line}\n--- stdout:\n{}--- stderr:\n{}--- rc={}\n",

@@ -754,7 +754,7 @@ fn check_args_accepts_valid_options_and_exits_0() {
     assert!(refuses(loopback(port.parse().expect("port"))));
 }
 
-/// The messages of docs/observed/gearmand-errors.txt, byte for byte, with exit code 1.
+/// The messages of the C server's start-up errors as captured (shared/docs/protocol.md §8.1), byte for byte, with exit code 1.
 const OPTION_ERRORS: [(&[&str], &str); 8] = [
     (&["--bogus"], "gearmand: unrecognised option '--bogus'\n"),
     (

@@ -513,7 +513,8 @@ mod tests {
         }
     }
 
-    /// The replies of docs/observed/admin-text-protocol.txt, in capture order.
+    /// The replies of a capture of the C server's admin port (shared/docs/protocol.md §5),
+    /// in capture order.
     fn capture_script() -> Vec<(&'static [u8], &'static [u8])> {
         vec![
             (b"status\r\n", b"upper\t1\t1\t1\nreverse\t3\t0\t2\n.\n"),

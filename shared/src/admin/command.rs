@@ -335,7 +335,8 @@ mod tests {
         assert_eq!(t(b"a\tb c"), vec![&b"a\tb"[..], b"c"]);
     }
 
-    /// Every line of docs/observed/admin-text-protocol.txt whose reply parsing alone decides.
+    /// Every line of a capture of the C server's admin port (shared/docs/protocol.md §5)
+    /// whose reply parsing alone decides.
     #[test]
     fn capture_lines() {
         // Listings and values: the command is recognised (what it prints is server state).
