@@ -390,13 +390,14 @@ fn run() -> Result<()> {
             )?,
         ),
     ];
+    let mut floor_note = None;
     match floor_binary(&config.args)? {
         Ok(path) => {
             let floor = Server::start("floor", Kind::Floor, &path, options, &config.dir)
                 .context("starting the floor server (leave it out with --no-floor)")?;
             servers.push((Side::Floor, floor));
         }
-        Err(why) => println!("floor: not run ({why})"),
+        Err(why) => floor_note = Some(format!("floor: not run ({why})")),
     }
     for (side, server) in &servers {
         println!(
@@ -407,13 +408,23 @@ fn run() -> Result<()> {
             server.addr
         );
     }
+    if let Some(note) = &floor_note {
+        println!("{note}");
+    }
     let loadavg = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".to_string());
     println!(
-        "machine: {cores} cores, load average {loadavg} before the run, {} clock ticks/s; ours and C run with -t {} (flood: -t 1), floor single-threaded; {} round(s), rotating which server goes first",
-        clock.ticks_per_sec, config.args.threads, config.rounds
+        "machine: {cores} cores, load average {loadavg} before the run, {} clock ticks/s; ours and C run with -t {} (flood: -t 1){}; {} round(s), rotating which server goes first",
+        clock.ticks_per_sec,
+        config.args.threads,
+        if floor_note.is_none() {
+            ", floor single-threaded"
+        } else {
+            ""
+        },
+        config.rounds
     );
     println!(
         "fg: {} jobs, {} clients, {} workers, {} B (fg4k: {FG4K_PAYLOAD} B; fgpipe: window {}) | bg: {} jobs, {} clients, window {} | drain: {} workers | seq: {} jobs | bg, drain, seq, mem: {} B | flood: {} x {} B bursts, {} neighbour echoes {} ms apart | idle: {} connections | mem: {} jobs | {:?} unique",
