@@ -14,10 +14,11 @@ use bytes::Bytes;
 use gearman_shared::connection::{Connection, ConnectionError};
 use gearman_shared::protocol::{GrabKind, JobMode, Request, Response, SubmitJob};
 
+use crate::flood::FloodProfile;
 use crate::memory::MemProfile;
 
 /// How long a blocking socket read waits before the caller re-checks abort and deadline.
-const POLL: Duration = Duration::from_millis(200);
+pub(crate) const POLL: Duration = Duration::from_millis(200);
 
 /// Whether a socket error is a read/write time-out.
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -219,7 +220,7 @@ impl Gate {
 }
 
 /// Runs `f`; on failure tells the other threads to stop.
-fn guarded<T>(ctx: &Ctx, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn guarded<T>(ctx: &Ctx, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let result = f();
     if result.is_err() {
         ctx.abort.store(true, Ordering::Relaxed);
@@ -228,14 +229,14 @@ fn guarded<T>(ctx: &Ctx, f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// Joins a scoped thread, turning a panic into an error.
-fn join<T>(handle: ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+pub(crate) fn join<T>(handle: ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
     handle
         .join()
         .map_err(|_| anyhow!("a load-generator thread panicked"))?
 }
 
 /// Keeps the most telling error: a real failure beats "aborted because of another".
-fn first_real_error(errors: Vec<anyhow::Error>) -> Result<()> {
+pub(crate) fn first_real_error(errors: Vec<anyhow::Error>) -> Result<()> {
     let mut aborted = None;
     for e in errors {
         if e.downcast_ref::<Aborted>().is_none() {
@@ -295,6 +296,8 @@ pub struct Measured {
     pub latencies_us: Vec<u64>,
     /// The server's memory over the run (`mem` only).
     pub mem: Option<MemProfile>,
+    /// What the flooding connection did (`flood` only).
+    pub flood: Option<FloodProfile>,
 }
 
 /// A worker: CAN_DO, then GRAB_JOB / JOB_ASSIGN → WORK_COMPLETE (+ the next GRAB_JOB

@@ -1,10 +1,22 @@
-//! Benchmark: our `gearmand` against the C gearmand 1.1.20, same load, one run.
+//! Benchmark: our `gearmand` against the C gearmand 1.1.20, same load, one run, with the
+//! `floor` server beside them as a measuring instrument.
 //!
 //! Starts both servers on free 127.0.0.1 ports (`-L 127.0.0.1 -p PORT -t 4 -l none -P
 //! <tmp>/NAME.pid`, plus `-f N` when `idle` runs), drives them one at a time with the
-//! same load, alternating which goes first from round to round, and prints a table of
+//! same load, rotating which goes first from round to round, and prints a table of
 //! medians with ratios ours/C. The servers are stopped at the end, also when the bench
 //! fails.
+//!
+//! The third server, `floor` (`shared/tools/floor`, read its README), is the leanest
+//! Gearman server in C: one thread, one level-triggered epoll, one `recv` and one `send`
+//! per event. Its server CPU µs per job is the physical floor of this machine's kernel
+//! and syscall pattern, so the table adds its column and the ratio ours/floor. It is
+//! `--floor PATH` (a built binary), or else built with `make` from `../shared/tools/floor`
+//! beside the repository (sources copied to `target/bench-floor/`: `shared/` is
+//! read-only), or left out with a message when neither exists (`--no-floor` leaves it out
+//! too). It runs as `floor -p PORT`, always single-threaded whatever `--threads` says,
+//! in every scenario but `idle` and `mem` (no admin protocol to count connections, no
+//! `-f`, no `--hashtable-buckets`, and it never frees memory) and not with `--queue`.
 //!
 //! # Usage
 //!
@@ -15,6 +27,7 @@
 //! cargo run --release --example bench -- --scenario seq    # one scenario (repeatable)
 //! cargo run --release --example bench -- --threads 0       # both servers single-threaded
 //! cargo run --release --example bench -- --ours /usr/sbin/gearmand   # C vs C: ratios ~1.0
+//! cargo run --release --example bench -- --floor /path/to/floor       # a floor built elsewhere
 //! ```
 //!
 //! Scenarios (`--scenario NAME`), in the order they run:
@@ -31,6 +44,12 @@
 //! - `drain`: 4 workers grab and complete the jobs `bg` queued (queued untimed first when
 //!   `bg` is not selected); timed until the server acknowledged the last WORK_COMPLETE.
 //! - `seq` (latency): 1 client × 1 worker, `--seq-jobs` (5,000) sequential round trips.
+//! - `flood` (fairness on one I/O thread): fresh servers with `-t 1`; one connection
+//!   pipelines bursts of `--flood-burst` (64) ECHO_REQs of `--flood-payload` (64 KiB) and
+//!   reads all their replies, in a loop, while a neighbour connection makes
+//!   `--flood-echoes` (2,000) sequential ECHO round trips `--flood-interval-ms` (1) apart.
+//!   The neighbour's p50/p99/worst round trip (target: p99 ≤ 20 ms, worst ≤ 200 ms), the
+//!   flood's echoed MiB/s, server CPU per ECHO answered.
 //! - `idle`: the `fg` load without and with `--idle-conns` (10,000) idle connections open
 //!   (each answered one ECHO_REQ, then silent); throughput with / without per server.
 //! - `mem`: on a fresh server process, `--mem-jobs` (1,000,000) background jobs submitted
@@ -51,6 +70,7 @@
 //! non-zero with the reason.
 
 mod cpu;
+mod flood;
 mod idle;
 mod load;
 mod memory;
@@ -61,15 +81,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use clap::Parser;
 
 use cpu::Clock;
+use flood::FloodSpec;
 use idle::IdleProfile;
 use load::{Ctx, JobSpec, Measured, UniqueMode};
 use report::{Sample, Side};
-use server::{Options, Queue, Server, WorkDir};
+use server::{Kind, Options, Queue, Server, WorkDir};
 
 /// Payload bytes per job in `fg4k`.
 const FG4K_PAYLOAD: usize = 4096;
@@ -94,6 +115,8 @@ pub enum Scenario {
     /// One client, one worker, sequential round trips.
     #[value(alias = "latency")]
     Seq,
+    /// ECHO round trips beside a connection flooding the same I/O thread (`-t 1`).
+    Flood,
     /// The foreground load beside many idle connections.
     Idle,
     /// Server memory with a large queue and after draining it.
@@ -111,6 +134,7 @@ impl Scenario {
             Scenario::Bg => "bg",
             Scenario::Drain => "drain",
             Scenario::Seq => "seq",
+            Scenario::Flood => "flood",
             Scenario::Idle => "idle",
             Scenario::Mem => "mem",
         }
@@ -126,6 +150,13 @@ struct Args {
     /// The C server binary.
     #[arg(long, value_name = "PATH", default_value = "/usr/sbin/gearmand")]
     theirs: PathBuf,
+    /// The floor server binary (default: built from ../shared/tools/floor beside the
+    /// repository into target/bench-floor/, when that folder exists).
+    #[arg(long, value_name = "PATH", conflicts_with = "no_floor")]
+    floor: Option<PathBuf>,
+    /// Leave the floor server out.
+    #[arg(long)]
+    no_floor: bool,
     /// Small smoke run: 2,000 jobs per scenario, 200 sequential, 20,000 in `mem`, 1,000
     /// idle connections, 1 round.
     #[arg(long)]
@@ -152,6 +183,18 @@ struct Args {
     /// ours accepts the option and ignores it.
     #[arg(long, value_name = "N")]
     mem_buckets: Option<u32>,
+    /// The neighbour's ECHO round trips in `flood` [default: 2000, --quick 200].
+    #[arg(long, value_name = "N")]
+    flood_echoes: Option<usize>,
+    /// Pause between the neighbour's round trips in `flood`, milliseconds.
+    #[arg(long, default_value_t = 1, value_name = "MS")]
+    flood_interval_ms: u64,
+    /// ECHO_REQs per burst of the flooding connection in `flood`.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    flood_burst: usize,
+    /// Payload bytes per flooding ECHO_REQ in `flood`.
+    #[arg(long, default_value_t = 65536, value_name = "BYTES")]
+    flood_payload: usize,
     /// Idle connections held open in `idle` [default: 10000, --quick 1000].
     #[arg(long, value_name = "N")]
     idle_conns: Option<usize>,
@@ -186,7 +229,8 @@ struct Args {
     /// Unique key per job.
     #[arg(long, value_enum, default_value_t = UniqueMode::Distinct)]
     unique: UniqueMode,
-    /// I/O threads for each server (`-t`).
+    /// I/O threads for ours and the C server (`-t`; `flood` always runs them with 1, the
+    /// floor server always has one).
     #[arg(long, default_value_t = 4)]
     threads: u32,
     /// Persistent queue for both servers, to measure stored background submission and
@@ -208,6 +252,7 @@ struct Config {
     fg_jobs: usize,
     bg_jobs: usize,
     seq_jobs: usize,
+    flood_echoes: usize,
     mem_jobs: usize,
     idle_conns: usize,
     rounds: usize,
@@ -230,6 +275,7 @@ impl Config {
             Scenario::Fg | Scenario::FgPipe | Scenario::Idle => self.args.fg_payload,
             Scenario::Fg4k => FG4K_PAYLOAD,
             Scenario::Bg | Scenario::Drain | Scenario::Seq | Scenario::Mem => self.args.payload,
+            Scenario::Flood => self.args.flood_payload,
         }
     }
 
@@ -246,11 +292,15 @@ impl Config {
     }
 }
 
-fn default_ours() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+/// `$CARGO_TARGET_DIR`, or `target/` of this workspace.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("release").join("gearmand")
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"))
+}
+
+fn default_ours() -> PathBuf {
+    target_dir().join("release").join("gearmand")
 }
 
 fn main() -> ExitCode {
@@ -282,6 +332,7 @@ fn run() -> Result<()> {
     } else {
         (20_000, 100_000, 5_000, 1_000_000, 10_000, 3)
     };
+    let flood_echoes = if args.quick { 200 } else { 2_000 };
     if args.queue != Queue::Builtin {
         bg = if args.quick { 500 } else { 5_000 };
         mem = bg;
@@ -290,6 +341,7 @@ fn run() -> Result<()> {
         fg_jobs: args.jobs.unwrap_or(fg),
         bg_jobs: args.bg_jobs.unwrap_or(bg),
         seq_jobs: args.seq_jobs.unwrap_or(seq),
+        flood_echoes: args.flood_echoes.unwrap_or(flood_echoes),
         mem_jobs: args.mem_jobs.unwrap_or(mem),
         idle_conns: args.idle_conns.unwrap_or(idle),
         rounds: args.rounds.unwrap_or(rounds).max(1),
@@ -322,27 +374,60 @@ fn run() -> Result<()> {
         hashtable_buckets: None,
         startup: Duration::from_secs(10),
     };
-    let mut ours = Server::start("ours", &ours_path, options, &config.dir)?;
-    let mut theirs = Server::start("C", &config.args.theirs, options, &config.dir)?;
-    println!(
-        "ours: {} (pid {}, {})\nC:    {} (pid {}, {})",
-        ours.binary.display(),
-        ours.pid(),
-        ours.addr,
-        theirs.binary.display(),
-        theirs.pid(),
-        theirs.addr
-    );
+    let mut servers = vec![
+        (
+            Side::Ours,
+            Server::start("ours", Kind::Gearmand, &ours_path, options, &config.dir)?,
+        ),
+        (
+            Side::Theirs,
+            Server::start(
+                "C",
+                Kind::Gearmand,
+                &config.args.theirs,
+                options,
+                &config.dir,
+            )?,
+        ),
+    ];
+    let mut floor_note = None;
+    match floor_binary(&config.args)? {
+        Ok(path) => {
+            let floor = Server::start("floor", Kind::Floor, &path, options, &config.dir)
+                .context("starting the floor server (leave it out with --no-floor)")?;
+            servers.push((Side::Floor, floor));
+        }
+        Err(why) => floor_note = Some(format!("floor: not run ({why})")),
+    }
+    for (side, server) in &servers {
+        println!(
+            "{:<6} {} (pid {}, {})",
+            format!("{}:", side.label()),
+            server.binary.display(),
+            server.pid(),
+            server.addr
+        );
+    }
+    if let Some(note) = &floor_note {
+        println!("{note}");
+    }
     let loadavg = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".to_string());
     println!(
-        "machine: {cores} cores, load average {loadavg} before the run, {} clock ticks/s; servers run with -t {}; {} round(s), alternating which server goes first",
-        clock.ticks_per_sec, config.args.threads, config.rounds
+        "machine: {cores} cores, load average {loadavg} before the run, {} clock ticks/s; ours and C run with -t {} (flood: -t 1){}; {} round(s), rotating which server goes first",
+        clock.ticks_per_sec,
+        config.args.threads,
+        if floor_note.is_none() {
+            ", floor single-threaded"
+        } else {
+            ""
+        },
+        config.rounds
     );
     println!(
-        "fg: {} jobs, {} clients, {} workers, {} B (fg4k: {FG4K_PAYLOAD} B; fgpipe: window {}) | bg: {} jobs, {} clients, window {} | drain: {} workers | seq: {} jobs | bg, drain, seq, mem: {} B | idle: {} connections | mem: {} jobs | {:?} unique",
+        "fg: {} jobs, {} clients, {} workers, {} B (fg4k: {FG4K_PAYLOAD} B; fgpipe: window {}) | bg: {} jobs, {} clients, window {} | drain: {} workers | seq: {} jobs | bg, drain, seq, mem: {} B | flood: {} x {} B bursts, {} neighbour echoes {} ms apart | idle: {} connections | mem: {} jobs | {:?} unique",
         config.fg_jobs,
         config.args.fg_clients,
         config.args.fg_workers,
@@ -354,13 +439,17 @@ fn run() -> Result<()> {
         config.args.drain_workers,
         config.seq_jobs,
         config.args.payload,
+        config.args.flood_burst,
+        config.args.flood_payload,
+        config.flood_echoes,
+        config.args.flood_interval_ms,
         config.idle_conns,
         config.mem_jobs,
         config.args.unique
     );
 
-    // Warm both servers up (allocators, caches, thread pools) before anything is timed.
-    for server in [&mut ours, &mut theirs] {
+    // Warm the servers up (allocators, caches, thread pools) before anything is timed.
+    for (_, server) in &mut servers {
         let spec = JobSpec {
             function: Bytes::from(format!("bench-warmup-{}", std::process::id())),
             ..config.spec(Scenario::Fg, 0)
@@ -388,19 +477,16 @@ fn run() -> Result<()> {
         }
     }
     for (u, unit) in units.iter().enumerate() {
+        // The servers that serve every scenario of the unit, in a rotating order.
+        let mut taking: Vec<usize> = (0..servers.len())
+            .filter(|&i| servers[i].1.kind != Kind::Floor || unit.iter().all(|&s| floor_serves(s)))
+            .collect();
         for round in 0..config.rounds {
-            let order: [&mut Server; 2] = if (round + u) % 2 == 0 {
-                [&mut ours, &mut theirs]
-            } else {
-                [&mut theirs, &mut ours]
-            };
-            for server in order {
-                let side = if server.name == "ours" {
-                    Side::Ours
-                } else {
-                    Side::Theirs
-                };
-                let got = run_unit(&config, &clock, server, side, unit, round)?;
+            let len = taking.len();
+            taking.rotate_left(if round == 0 { u % len } else { 1 });
+            for &i in &taking {
+                let (side, server) = &mut servers[i];
+                let got = run_unit(&config, &clock, server, *side, unit, round)?;
                 samples.extend(got);
             }
         }
@@ -408,9 +494,69 @@ fn run() -> Result<()> {
     println!();
     print!("{}", report::render(&samples, &selected, cores));
     // Stop the servers before `config` removes their directory.
-    drop(theirs);
-    drop(ours);
+    drop(servers);
     Ok(())
+}
+
+/// Whether the floor server can serve `scenario`: not `idle` (it counts connections
+/// with the admin `workers` command) nor `mem` (fresh servers with
+/// `--hashtable-buckets`; floor never frees memory, so there is no floor to measure).
+fn floor_serves(scenario: Scenario) -> bool {
+    !matches!(scenario, Scenario::Idle | Scenario::Mem)
+}
+
+/// The floor binary to run, or why there is none: `--floor PATH`, else one built from
+/// `../shared/tools/floor` beside the repository, unless `--no-floor` or `--queue` (floor
+/// has no stores). A failing build is reported and the bench goes on without floor.
+fn floor_binary(args: &Args) -> Result<std::result::Result<PathBuf, String>> {
+    if args.no_floor {
+        return Ok(Err("--no-floor".to_string()));
+    }
+    if args.queue != Queue::Builtin {
+        return Ok(Err(format!(
+            "it has no persistent queue, and --queue {:?} was given",
+            args.queue
+        )));
+    }
+    if let Some(path) = &args.floor {
+        if !path.is_file() {
+            bail!("--floor {}: no such file", path.display());
+        }
+        return Ok(Ok(path.clone()));
+    }
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/floor");
+    if !source.join("floor.c").is_file() {
+        return Ok(Err(format!(
+            "no --floor PATH given and no {} to build it from",
+            source.display()
+        )));
+    }
+    // shared/ is read-only: build a copy of the sources in the target directory. Files are
+    // copied only when they changed, so make rebuilds only then.
+    let build = target_dir().join("bench-floor");
+    std::fs::create_dir_all(&build).with_context(|| format!("creating {}", build.display()))?;
+    for file in ["floor.c", "Makefile"] {
+        let from = source.join(file);
+        let to = build.join(file);
+        let text = std::fs::read(&from).with_context(|| format!("reading {}", from.display()))?;
+        if std::fs::read(&to).ok().as_deref() != Some(&text[..]) {
+            std::fs::write(&to, &text).with_context(|| format!("writing {}", to.display()))?;
+        }
+    }
+    let out = std::process::Command::new("make")
+        .args(["-s", "-C"])
+        .arg(&build)
+        .arg("floor")
+        .output();
+    match out {
+        Ok(out) if out.status.success() => Ok(Ok(build.join("floor"))),
+        Ok(out) => Ok(Err(format!(
+            "`make -C {} floor` failed: {}",
+            build.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+        Err(e) => Ok(Err(format!("running make: {e}"))),
+    }
 }
 
 /// Runs one unit (one scenario, or bg followed by drain) on one server.
@@ -445,6 +591,7 @@ fn run_unit(
         }
         [Scenario::Idle] => samples.push(run_idle(config, clock, server, side, round)?),
         [Scenario::Mem] => samples.push(run_mem(config, clock, server, side, round)?),
+        [Scenario::Flood] => samples.push(run_flood(config, clock, server, side)?),
         [Scenario::Seq] => {
             let spec = config.spec(Scenario::Seq, round);
             samples.push(measure(
@@ -468,7 +615,10 @@ fn run_unit(
             } else {
                 untimed(config, server, "queueing jobs for drain", submit)?;
             }
-            check_queue(config, server, &spec, config.bg_jobs);
+            // The floor server has no admin protocol to ask.
+            if server.kind != Kind::Floor {
+                check_queue(config, server, &spec, config.bg_jobs);
+            }
             if unit.contains(&Scenario::Drain) {
                 samples.push(measure(
                     config,
@@ -625,6 +775,32 @@ fn run_mem(
     Ok(sample)
 }
 
+/// `flood` on a fresh process of `server`'s binary with `-t 1` (the floor server has one
+/// thread anyway), so that the flooding connection and its neighbour share the one I/O
+/// thread. The process is stopped afterwards.
+fn run_flood(config: &Config, clock: &Clock, server: &Server, side: Side) -> Result<Sample> {
+    let a = &config.args;
+    let options = Options {
+        threads: 1,
+        ..server.options
+    };
+    let mut fresh = server.start_fresh(options, &config.dir).with_context(|| {
+        format!(
+            "starting a fresh {} server with -t 1 for flood",
+            server.name
+        )
+    })?;
+    let spec = FloodSpec {
+        burst: a.flood_burst.max(1),
+        payload: a.flood_payload,
+        echoes: config.flood_echoes.max(1),
+        interval: Duration::from_millis(a.flood_interval_ms),
+    };
+    measure(config, clock, &mut fresh, side, Scenario::Flood, |ctx| {
+        flood::run(ctx, &spec)
+    })
+}
+
 /// Runs a scenario on `server`, reading CPU counters before and after, and prints a
 /// progress line.
 fn measure(
@@ -677,6 +853,7 @@ fn measure_quiet(
         gen_cpu_s: (gen_after - gen_before).max(0.0),
         mem: measured.mem,
         idle: None,
+        flood: measured.flood,
     })
 }
 
@@ -691,7 +868,7 @@ fn progress(sample: &Sample, server: &str, tag: &str) {
         format!(" ({tag})")
     };
     eprintln!(
-        "  {:<6} {:<4} {:>7} jobs in {:>7.3} s = {:>9.0} jobs/s{p50}; server CPU {:.2} s, generator CPU {:.2} s{tag}",
+        "  {:<6} {:<5} {:>7} jobs in {:>7.3} s = {:>9.0} jobs/s{p50}; server CPU {:.2} s, generator CPU {:.2} s{tag}",
         sample.scenario.label(),
         server,
         sample.jobs,
@@ -700,6 +877,21 @@ fn progress(sample: &Sample, server: &str, tag: &str) {
         sample.server_cpu_s,
         sample.gen_cpu_s
     );
+    if let Some(flood) = sample.flood {
+        let ms = |p: f64| {
+            report::percentile(&sample.latencies_us, p)
+                .map_or("?".to_string(), |us| format!("{:.3}", us as f64 / 1000.0))
+        };
+        eprintln!(
+            "         neighbour: {} echoes, p50 {} ms, p99 {} ms, worst {} ms; flood: {} bursts, {:.0} MiB/s echoed",
+            flood.neighbour_echoes,
+            ms(0.5),
+            ms(0.99),
+            ms(1.0),
+            flood.bursts,
+            flood.mib_per_s(sample.wall_s).unwrap_or(0.0)
+        );
+    }
     if let Some(mem) = sample.mem {
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         eprintln!(

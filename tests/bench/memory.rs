@@ -86,6 +86,7 @@ pub fn profile(
             drained,
             settled: None,
         }),
+        flood: None,
     })
 }
 

@@ -1,8 +1,10 @@
-//! Turns the measured runs into the comparison table: medians over rounds, ratios, and
-//! notes on when the load generator (or the whole machine) was the bottleneck.
+//! Turns the measured runs into the comparison table: medians over rounds, ratios ours/C
+//! (and ours/floor when the floor server ran), and notes on when the load generator (or
+//! the whole machine) was the bottleneck.
 
 use std::fmt::Write as _;
 
+use crate::flood::{FloodProfile, P99_TARGET_MS, WORST_TARGET_MS};
 use crate::idle::IdleProfile;
 use crate::memory::{MemProfile, SETTLE};
 use crate::Scenario;
@@ -20,6 +22,10 @@ const IDLE_TARGET: f64 = 0.9;
 /// The `idle` row with that ratio.
 const IDLE_RATIO: &str = "with / without idle conns";
 
+/// The `flood` rows the issue sets targets for.
+const FLOOD_P99: &str = "neighbour p99 latency ms";
+const FLOOD_WORST: &str = "neighbour worst latency ms";
+
 /// The `mem` row of the last RSS reading, [`SETTLE`] after the drain.
 const SETTLED_LABEL: &str = "RSS 2 s after drain / start";
 
@@ -30,6 +36,19 @@ pub enum Side {
     Ours,
     /// The C gearmand.
     Theirs,
+    /// The `floor` instrument (`shared/tools/floor`), single-threaded.
+    Floor,
+}
+
+impl Side {
+    /// The column name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Side::Ours => "ours",
+            Side::Theirs => "C",
+            Side::Floor => "floor",
+        }
+    }
 }
 
 /// One scenario run against one server, with the CPU it cost.
@@ -55,6 +74,8 @@ pub struct Sample {
     pub mem: Option<MemProfile>,
     /// The comparison run and connection cost (`idle` only).
     pub idle: Option<IdleProfile>,
+    /// What the flooding connection did (`flood` only).
+    pub flood: Option<FloodProfile>,
 }
 
 impl Sample {
@@ -134,6 +155,20 @@ fn metrics(scenario: Scenario) -> Vec<Metric> {
         Scenario::Fg | Scenario::Fg4k | Scenario::FgPipe => vec![per_sec, p50, p99],
         Scenario::Bg | Scenario::Drain => vec![per_sec],
         Scenario::Seq => vec![p50, p99, per_sec],
+        Scenario::Flood => vec![
+            ("neighbour p50 latency ms", Better::Lower, 3, |s| {
+                percentile(&s.latencies_us, 0.50).map(|us| us as f64 / 1000.0)
+            }),
+            (FLOOD_P99, Better::Lower, 3, |s| {
+                percentile(&s.latencies_us, 0.99).map(|us| us as f64 / 1000.0)
+            }),
+            (FLOOD_WORST, Better::Lower, 3, |s| {
+                s.latencies_us.last().map(|&us| us as f64 / 1000.0)
+            }),
+            ("flood MiB/s echoed", Better::Higher, 0, |s| {
+                s.flood.and_then(|f| f.mib_per_s(s.wall_s))
+            }),
+        ],
         Scenario::Idle => vec![
             ("jobs/s without idle conns", Better::Higher, 0, |s| {
                 s.idle.and_then(|i| i.baseline_jobs_per_s)
@@ -174,9 +209,15 @@ fn metrics(scenario: Scenario) -> Vec<Metric> {
             }),
         ],
     };
+    // In `flood` the "jobs" are the ECHOs answered, nearly all of them the flood's.
+    let per_job = if scenario == Scenario::Flood {
+        "server CPU us/echo"
+    } else {
+        "server CPU us/job"
+    };
     list.extend::<[Metric; 5]>([
         ("server CPU s", Better::Lower, 2, |s| Some(s.server_cpu_s)),
-        ("server CPU us/job", Better::Lower, 1, |s| {
+        (per_job, Better::Lower, 1, |s| {
             (s.jobs > 0).then(|| s.server_cpu_s * 1e6 / s.jobs as f64)
         }),
         ("server cores busy", Better::Neither, 2, |s| {
@@ -197,9 +238,16 @@ fn format_value(value: Option<f64>, decimals: usize) -> String {
     }
 }
 
-/// The table (Markdown) plus notes, for the scenarios in `order`.
+/// The table (Markdown) plus notes, for the scenarios in `order`. The floor columns
+/// (its value and the ratio ours/floor) appear when any floor run is among `samples`.
 pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
-    let mut rows: Vec<[String; 6]> = Vec::new();
+    let with_floor = samples.iter().any(|s| s.side == Side::Floor);
+    let sides: &[Side] = if with_floor {
+        &[Side::Ours, Side::Theirs, Side::Floor]
+    } else {
+        &[Side::Ours, Side::Theirs]
+    };
+    let mut rows: Vec<Vec<String>> = Vec::new();
     let mut notes = Vec::new();
     let mut short_runs = false;
     let mut noisy = Vec::new();
@@ -210,16 +258,16 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
                 .filter(|s| s.scenario == scenario && s.side == side)
                 .collect()
         };
-        let (ours, theirs) = (of(Side::Ours), of(Side::Theirs));
-        if ours.is_empty() && theirs.is_empty() {
+        let runs: Vec<(Side, Vec<&Sample>)> = sides.iter().map(|&side| (side, of(side))).collect();
+        if runs.iter().all(|(_, r)| r.is_empty()) {
             continue;
         }
         let stat = |runs: &[&Sample], f: fn(&Sample) -> Option<f64>| {
             median(runs.iter().filter_map(|s| f(s)).collect())
         };
         for (name, better, decimals, f) in metrics(scenario) {
-            let (a, b) = (stat(&ours, f), stat(&theirs, f));
-            let ratio = match (a, b) {
+            let values: Vec<Option<f64>> = runs.iter().map(|(_, r)| stat(r, f)).collect();
+            let ratio = |other: Option<f64>| match (values[0], other) {
                 (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
                 _ => "n/a".to_string(),
             };
@@ -229,41 +277,81 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
                 || name == IDLE_RATIO
                 || name == "bytes per queued job"
             {
-                for (side, runs) in [("ours", &ours), ("C", &theirs)] {
+                for (side, runs) in &runs {
                     let values: Vec<f64> = runs.iter().filter_map(|s| f(s)).collect();
                     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
                     let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                     if values.len() >= 2 && lo > 0.0 && hi / lo > NOISY_SPREAD {
                         noisy.push(format!(
-                            "{} {name} {side} {lo:.decimals$}..{hi:.decimals$}",
-                            scenario.label()
+                            "{} {name} {} {lo:.decimals$}..{hi:.decimals$}",
+                            scenario.label(),
+                            side.label()
                         ));
                     }
                 }
             }
-            rows.push([
+            let mut row = vec![
                 scenario.label().to_string(),
                 name.to_string(),
                 better.label().to_string(),
-                format_value(a, decimals),
-                format_value(b, decimals),
-                ratio,
-            ]);
+                format_value(values[0], decimals),
+                format_value(values[1], decimals),
+            ];
+            if with_floor {
+                // "-": the floor server does not run this scenario.
+                row.push(if runs[2].1.is_empty() {
+                    "-".to_string()
+                } else {
+                    format_value(values[2], decimals)
+                });
+            }
+            row.push(ratio(values[1]));
+            if with_floor {
+                row.push(if runs[2].1.is_empty() {
+                    "-".to_string()
+                } else {
+                    ratio(values[2])
+                });
+            }
+            rows.push(row);
         }
         if scenario == Scenario::Idle {
-            for (side, runs) in [("ours", &ours), ("C", &theirs)] {
+            for (side, runs) in &runs {
                 let ratio = stat(runs, Sample::idle_ratio);
                 let conns = runs.iter().find_map(|s| s.idle).map_or(0, |i| i.conns);
                 if let Some(ratio) = ratio.filter(|&r| r < IDLE_TARGET) {
                     notes.push(format!(
-                        "idle: {side} kept {:.1}% of its throughput with {conns} idle connections open (target: at least {:.0}%)",
+                        "idle: {} kept {:.1}% of its throughput with {conns} idle connections open (target: at least {:.0}%)",
+                        side.label(),
                         ratio * 100.0,
                         IDLE_TARGET * 100.0
                     ));
                 }
             }
         }
-        for (side, runs) in [("ours", &ours), ("C", &theirs)] {
+        if scenario == Scenario::Flood {
+            for (side, runs) in &runs {
+                let p99 = stat(runs, |s| {
+                    percentile(&s.latencies_us, 0.99).map(|us| us as f64 / 1000.0)
+                });
+                let worst = stat(runs, |s| {
+                    s.latencies_us.last().map(|&us| us as f64 / 1000.0)
+                });
+                if let (Some(p99), Some(worst)) = (p99, worst) {
+                    let verdict = if p99 <= P99_TARGET_MS && worst <= WORST_TARGET_MS {
+                        "meets"
+                    } else {
+                        "misses"
+                    };
+                    notes.push(format!(
+                        "flood: {} {verdict} the target (neighbour p99 at most {P99_TARGET_MS} ms, worst at most {WORST_TARGET_MS} ms): p99 {p99:.3} ms, worst {worst:.3} ms (medians over rounds)",
+                        side.label()
+                    ));
+                }
+            }
+        }
+        for (side, runs) in &runs {
+            let side = side.label();
             // With 10 ms ticks a shorter window says little about saturation.
             let busy = |s: &Sample, cpu: f64| {
                 (s.cpu_window_s >= MIN_JUDGED_WINDOW_S).then(|| cpu / s.cpu_window_s)
@@ -291,17 +379,26 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
             }
         }
     }
-    let header = ["scenario", "metric", "better", "ours", "C", "ratio ours/C"].map(String::from);
-    let mut widths = header.clone().map(|h| h.len());
+    let mut header: Vec<String> = ["scenario", "metric", "better", "ours", "C"]
+        .map(String::from)
+        .to_vec();
+    if with_floor {
+        header.push("floor".to_string());
+    }
+    header.push("ratio ours/C".to_string());
+    if with_floor {
+        header.push("ratio ours/floor".to_string());
+    }
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.len());
         }
     }
     let mut out = String::new();
-    let line = |out: &mut String, cells: &[String; 6]| {
+    let line = |out: &mut String, cells: &[String]| {
         out.push('|');
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             // Text left, numbers right.
             if i < 3 {
                 let _ = write!(out, " {cell:<w$} |");
@@ -325,9 +422,15 @@ pub fn render(samples: &[Sample], order: &[Scenario], cores: usize) -> String {
     out.push_str(
         "\nbetter = which direction wins for that metric. For \"higher\" metrics a ratio ours/C > 1 means ours is better; for \"lower\" metrics (latency, CPU) a ratio < 1 means ours is better.\n",
     );
+    if with_floor {
+        out.push_str("floor = shared/tools/floor, the leanest Gearman server (one thread, one epoll, one recv and one send per event): its server CPU us/job is the physical floor on this machine, so ratio ours/floor on that row is how far above the floor ours runs. It serves no admin protocol, no -t and no stores: \"-\" where it did not run (idle, mem, any --queue).\n");
+    }
     out.push_str("Values are medians over the rounds. CPU = user + system seconds from /proc (all threads), measured around each run including connection setup.\n");
     if order.contains(&Scenario::Idle) {
         out.push_str(&format!("idle: the fg load in the same round without and with the idle connections open; \"{IDLE_RATIO}\" is its throughput ratio (target: at least {IDLE_TARGET:.2}); latency and CPU are of the run with them.\n"));
+    }
+    if order.contains(&Scenario::Flood) {
+        out.push_str("flood: fresh servers with -t 1 (floor: always one thread); latencies are the neighbour's ECHO round trips beside the flooding connection, CPU per echo counts every ECHO answered (almost all the flood's 64 KiB ones).\n");
     }
     if order.contains(&Scenario::Mem) {
         out.push_str(&format!("mem: RSS = VmRSS of a fresh server process; bytes per queued job = (RSS queued - RSS at start) / jobs; the last RSS reading is {} s after the drain; both servers run with --hashtable-buckets sized for the queue. CPU covers submission and drain.\n", SETTLE.as_secs()));

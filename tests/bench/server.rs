@@ -1,4 +1,5 @@
-//! A gearmand process under test: started on a free loopback port, killed on drop.
+//! A server process under test (a gearmand, or the `floor` instrument): started on a free
+//! loopback port, killed on drop.
 
 use std::fs::File;
 use std::net::{SocketAddr, TcpListener};
@@ -20,6 +21,8 @@ pub struct Server {
     pub binary: PathBuf,
     /// How it was started, to start another one like it.
     pub options: Options,
+    /// Which command line it takes.
+    pub kind: Kind,
     child: Child,
     stderr_path: PathBuf,
 }
@@ -158,6 +161,16 @@ impl Queue {
     }
 }
 
+/// Which command line a server binary takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A gearmand (ours or the C one): every option of [`Options`].
+    Gearmand,
+    /// `shared/tools/floor`: only `-p PORT`; one thread, 127.0.0.1 only, no queue store,
+    /// no admin protocol.
+    Floor,
+}
+
 /// What both servers are started with.
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -180,8 +193,11 @@ impl Server {
     /// and `--hashtable-buckets` when set) and waits until it answers an ECHO_REQ, for at
     /// most `options.startup` (a few tries on fresh ports if it exits at once, e.g. because
     /// the port was taken meanwhile).
+    ///
+    /// A [`Kind::Floor`] server is started as `binary -p PORT` alone.
     pub fn start(
         name: &'static str,
+        kind: Kind,
         binary: &Path,
         options: Options,
         dir: &WorkDir,
@@ -195,7 +211,7 @@ impl Server {
         // A server that exits at once may have lost a race for its port: try fresh ports.
         let mut attempt = 0;
         loop {
-            match Server::try_start(name, binary, options, dir, attempt) {
+            match Server::try_start(name, kind, binary, options, dir, attempt) {
                 Ok(server) => return Ok(server),
                 Err(e) if attempt < 2 && e.chain().any(|c| c.is::<Exited>()) => attempt += 1,
                 Err(e) => return Err(e),
@@ -206,11 +222,12 @@ impl Server {
     /// A new process of the same binary with `options`, on a fresh port: a server that
     /// has never held anything, for measuring memory from its start.
     pub fn start_fresh(&self, options: Options, dir: &WorkDir) -> Result<Server> {
-        Server::start(self.name, &self.binary, options, dir)
+        Server::start(self.name, self.kind, &self.binary, options, dir)
     }
 
     fn try_start(
         name: &'static str,
+        kind: Kind,
         binary: &Path,
         options: Options,
         dir: &WorkDir,
@@ -222,17 +239,24 @@ impl Server {
         let stderr = File::create(&stderr_path)
             .with_context(|| format!("creating {}", stderr_path.display()))?;
         let mut command = Command::new(binary);
-        command
-            .args(["-L", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-t", &options.threads.to_string(), "-l", "none", "-P"])
-            .arg(&pid_file);
-        if let Some(fds) = options.fds {
-            command.args(["-f", &fds.to_string()]);
+        match kind {
+            Kind::Floor => {
+                command.args(["-p", &port.to_string()]);
+            }
+            Kind::Gearmand => {
+                command
+                    .args(["-L", "127.0.0.1", "-p", &port.to_string()])
+                    .args(["-t", &options.threads.to_string(), "-l", "none", "-P"])
+                    .arg(&pid_file);
+                if let Some(fds) = options.fds {
+                    command.args(["-f", &fds.to_string()]);
+                }
+                if let Some(buckets) = options.hashtable_buckets {
+                    command.args(["--hashtable-buckets", &buckets.to_string()]);
+                }
+                command.args(options.queue.args(name, dir, port)?);
+            }
         }
-        if let Some(buckets) = options.hashtable_buckets {
-            command.args(["--hashtable-buckets", &buckets.to_string()]);
-        }
-        command.args(options.queue.args(name, dir, port)?);
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -244,6 +268,7 @@ impl Server {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             binary: binary.to_path_buf(),
             options,
+            kind,
             child,
             stderr_path,
         };
