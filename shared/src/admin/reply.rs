@@ -7,7 +7,8 @@
 use ::bytes::{BufMut, Bytes};
 
 // The listing line types and the byte helpers live in submodules; the envelope (whole replies,
-// fixed lines, errors) stays here, and everything is re-exported so paths stay `admin::reply::*`.
+// fixed lines, errors) stays here. The listing types are re-exported so their paths stay
+// `admin::reply::*`; the helpers are private to this module.
 mod bytes;
 mod listings;
 

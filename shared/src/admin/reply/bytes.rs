@@ -63,26 +63,14 @@ pub(super) fn put_c_string(out: &mut impl BufMut, bytes: &[u8]) {
     out.put_slice(&bytes[..end]);
 }
 
-pub(super) fn put_u64(out: &mut impl BufMut, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        // n % 10 is a single digit, so the narrowing is exact.
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_slice(&digits[i..]);
+// itoa writes the same digits as `printf("%" PRIu64)` / `%" PRId64` (no padding, `-` for
+// negatives, i64::MIN included) without going through `fmt`.
+pub(super) fn put_u64(out: &mut impl BufMut, n: u64) {
+    out.put_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 pub(super) fn put_i64(out: &mut impl BufMut, n: i64) {
-    if n < 0 {
-        out.put_u8(b'-');
-    }
-    put_u64(out, n.unsigned_abs());
+    out.put_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 pub(super) fn lossy(bytes: &[u8]) -> String {
@@ -101,5 +89,20 @@ mod tests {
         put_i64(&mut out, -12);
         put_u64(&mut out, u64::MAX);
         assert_eq!(&out[..], b"OK\r\n-1218446744073709551615");
+    }
+
+    #[test]
+    fn integers_match_display() {
+        // The digits the hand-written formatter produced, which were those of `Display`.
+        for n in [0, 1, 9, 10, 4_294_967_295, u64::MAX] {
+            let mut out = Vec::new();
+            put_u64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
+        for n in [0, -1, 37, i64::MIN, i64::MAX] {
+            let mut out = Vec::new();
+            put_i64(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 }
