@@ -11,6 +11,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser};
+use gearman_shared::cli::{wrap, TlsArgs, TLS_LONG_OPTIONS};
 
 /// What `gearman` 1.1.20 gets wrong and this one does differently; shown after the `-H` text
 /// and in the man page.
@@ -61,7 +62,8 @@ pub const DIFFERENCES: &[&str] = &[
                       gearman -w [options] [--] [<command> [<args> ...]]",
     disable_help_flag = true,
     disable_version_flag = true,
-    args_override_self = true
+    args_override_self = true,
+    mut_args = tls_help
 )]
 pub struct Args {
     /// Function name to use for jobs (can give many)
@@ -148,33 +150,38 @@ pub struct Args {
     #[arg(short = 'w', help_heading = "Worker options")]
     pub worker: bool,
 
-    /// With -S: PEM file of the CA the server's certificate must chain to (required;
-    /// default GEARMAND_CA_CERTIFICATE)
-    #[arg(long = "ssl-ca-file", value_name = "FILE", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
-    pub ssl_ca_file: Option<PathBuf>,
-    /// With -S: PEM file of the client certificate chain to present (default
-    /// GEARMAN_CLIENT_PEM); needs --ssl-key
-    #[arg(long = "ssl-certificate", value_name = "FILE", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
-    pub ssl_certificate: Option<PathBuf>,
-    /// With -S: PEM file of the client certificate's private key (default
-    /// GEARMAN_CLIENT_KEY)
-    #[arg(long = "ssl-key", value_name = "FILE", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
-    pub ssl_key: Option<PathBuf>,
-    /// With -S: the name the server's certificate must carry (default: the host connected to)
-    #[arg(
-        long = "ssl-server-name",
-        value_name = "NAME",
-        allow_hyphen_values = true,
-        help_heading = "TLS options"
-    )]
-    pub ssl_server_name: Option<String>,
+    /// With -S: the CA file, client certificate and key, and the server's name (our long
+    /// options; texts in [`tls_help`]).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Client: job data, one job per word and function. Worker: the command to run per job
     #[arg(value_name = "data | command", value_parser = clap::value_parser!(OsString))]
     pub rest: Vec<OsString>,
+}
+
+/// The help texts of the shared `--ssl-*` options ([`TlsArgs`]), under their own heading.
+fn tls_help(arg: clap::Arg) -> clap::Arg {
+    let help = match arg.get_id().as_str() {
+        "ssl_ca_file" => {
+            "With -S: PEM file of the CA the server's certificate must chain to (required; \
+             default GEARMAND_CA_CERTIFICATE)"
+        }
+        "ssl_certificate" => {
+            "With -S: PEM file of the client certificate chain to present (default \
+             GEARMAN_CLIENT_PEM); needs --ssl-key"
+        }
+        "ssl_key" => {
+            "With -S: PEM file of the client certificate's private key (default \
+             GEARMAN_CLIENT_KEY)"
+        }
+        "ssl_server_name" => {
+            "With -S: the name the server's certificate must carry (default: the host \
+             connected to)"
+        }
+        _ => return arg,
+    };
+    arg.help(help).help_heading("TLS options")
 }
 
 /// The clap definition, with the list of differences from the C tool as the footer
@@ -243,13 +250,6 @@ pub struct Scan {
 const WITH_ARGUMENT: &[u8] = b"cfhptui";
 /// Options without an argument.
 const FLAGS: &[u8] = b"bHILnNPsvwdS";
-/// Our long options (none in the C tool); each takes an argument, attached with `=` or next.
-pub const LONG_WITH_ARGUMENT: &[&str] = &[
-    "ssl-ca-file",
-    "ssl-certificate",
-    "ssl-key",
-    "ssl-server-name",
-];
 
 /// Scans like GNU `getopt` (options may follow data words; `--` ends the options).
 pub fn scan(args: &[OsString]) -> Scan {
@@ -269,7 +269,7 @@ pub fn scan(args: &[OsString]) -> Scan {
                 Some(eq) => (&long[..eq], true),
                 None => (long, false),
             };
-            let known = LONG_WITH_ARGUMENT.iter().any(|l| l.as_bytes() == name);
+            let known = TLS_LONG_OPTIONS.iter().any(|l| l.as_bytes() == name);
             if !known || (!attached && i >= args.len()) {
                 s.error = true;
             } else if !attached {
@@ -358,35 +358,6 @@ pub fn usage_for(argv0: &str, s: &Scan) -> Usage {
         to_stdout: s.help && s.has_function && !s.error,
         success: s.help,
     }
-}
-
-/// Word-wraps `text` to about `width` columns (a tab counts as 8): the first line starts
-/// with `first`, the others with `rest`; every line ends with `\n`.
-pub fn wrap(text: &str, first: &str, rest: &str, width: usize) -> String {
-    let columns = |s: &str| {
-        s.chars()
-            .map(|c| if c == '\t' { 8 } else { 1 })
-            .sum::<usize>()
-    };
-    let mut out = String::new();
-    let mut line = first.to_string();
-    let mut empty = true;
-    for word in text.split_whitespace() {
-        if !empty && columns(&line) + 1 + word.len() > width {
-            out.push_str(&line);
-            out.push('\n');
-            line = rest.to_string();
-            empty = true;
-        }
-        if !empty {
-            line.push(' ');
-        }
-        line.push_str(word);
-        empty = false;
-    }
-    out.push_str(&line);
-    out.push('\n');
-    out
 }
 
 /// The C tool's usage text, byte for byte; `(true)`/`(false)` show the flags given.
@@ -611,19 +582,9 @@ mod tests {
     #[test]
     fn man_page_matches_the_cli() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/gearman.1");
-        let mut page = Vec::new();
-        clap_mangen::Man::new(command())
-            .section("1")
-            .render(&mut page)
+        let page = gearman_shared::cli::man_page(command(), "1", "")
             .unwrap_or_else(|e| panic!("render the man page: {e}"));
-        if std::env::var_os("UPDATE_MAN").is_some() {
-            std::fs::write(&path, &page).unwrap_or_else(|e| panic!("write man page: {e}"));
-        }
-        let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            committed == page,
-            "man/gearman.1 is stale: run UPDATE_MAN=1 cargo test -p gearman-cli man_page"
-        );
+        gearman_shared::cli::assert_man_page_fresh(&path, &page, "gearman-cli");
     }
 
     #[test]
@@ -641,10 +602,10 @@ mod tests {
             "data",
         ]);
         assert!(a.ssl);
-        assert_eq!(a.ssl_ca_file, Some(PathBuf::from("/ca.pem")));
-        assert_eq!(a.ssl_certificate, Some(PathBuf::from("/c.pem")));
-        assert_eq!(a.ssl_key, Some(PathBuf::from("-k.pem")));
-        assert_eq!(a.ssl_server_name.as_deref(), Some("gearman.example"));
+        assert_eq!(a.tls.ssl_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(a.tls.ssl_certificate, Some(PathBuf::from("/c.pem")));
+        assert_eq!(a.tls.ssl_key, Some(PathBuf::from("-k.pem")));
+        assert_eq!(a.tls.ssl_server_name.as_deref(), Some("gearman.example"));
         assert_eq!(a.rest, ["data"]);
 
         let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
@@ -660,9 +621,6 @@ mod tests {
 
     #[test]
     fn wrapping() {
-        assert_eq!(wrap("a b c", "- ", "  ", 80), "- a b c\n");
-        assert_eq!(wrap("aaa bbb ccc", "- ", "  ", 7), "- aaa\n  bbb\n  ccc\n");
-        assert_eq!(wrap("toolongword x", "- ", "  ", 5), "- toolongword\n  x\n");
         for line in usage(&["-H"]).text.lines() {
             let cols: usize = line.chars().map(|c| if c == '\t' { 8 } else { 1 }).sum();
             assert!(cols <= 80, "{line:?}");
@@ -678,7 +636,7 @@ mod tests {
             assert!(shorts.contains(c), "missing -{c}");
         }
         let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
-        assert_eq!(longs, LONG_WITH_ARGUMENT);
+        assert_eq!(longs, TLS_LONG_OPTIONS);
         let footer = cmd
             .get_after_help()
             .map(ToString::to_string)
