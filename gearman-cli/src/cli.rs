@@ -9,9 +9,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use clap::{ArgAction, CommandFactory, Parser};
-use gearman_shared::cli::{wrap, TlsArgs, TLS_LONG_OPTIONS};
+use gearman_shared::cli::{wrap, TlsArgs};
 
 /// What `gearman` 1.1.20 gets wrong and this one does differently; shown after the `-H` text
 /// and in the man page.
@@ -246,13 +247,49 @@ pub struct Scan {
     pub worker: bool,
 }
 
-/// Options that take an argument, per the C `getopt` spec.
-const WITH_ARGUMENT: &[u8] = b"cfhptui";
-/// Options without an argument.
-const FLAGS: &[u8] = b"bHILnNPsvwdS";
+/// Which options take an argument, read from the clap definition ([`Args`]) so that the
+/// `getopt` scan and clap cannot disagree: the C tool's letters (`getopt` spec
+/// `bc:f:h:HILnNp:Pst:u:vwi:dS`, checked by a test) and our long options, each of which
+/// takes an argument, attached with `=` or next.
+struct Getopt {
+    /// Letters with an argument.
+    with_argument: Vec<u8>,
+    /// Letters without one.
+    flags: Vec<u8>,
+    /// Long options (all take an argument).
+    long_with_argument: Vec<String>,
+}
+
+fn getopt() -> &'static Getopt {
+    static GETOPT: OnceLock<Getopt> = OnceLock::new();
+    GETOPT.get_or_init(|| {
+        let mut cmd = Args::command();
+        cmd.build();
+        let mut g = Getopt {
+            with_argument: Vec::new(),
+            flags: Vec::new(),
+            long_with_argument: Vec::new(),
+        };
+        for arg in cmd.get_arguments() {
+            let takes_value = arg.get_action().takes_values();
+            if let Some(short) = arg.get_short() {
+                let letter = u8::try_from(short).unwrap_or(b'?');
+                match takes_value {
+                    true => g.with_argument.push(letter),
+                    false => g.flags.push(letter),
+                }
+            }
+            if let Some(long) = arg.get_long().filter(|_| takes_value) {
+                g.long_with_argument.push(long.to_string());
+            }
+        }
+        g
+    })
+}
 
 /// Scans like GNU `getopt` (options may follow data words; `--` ends the options).
 pub fn scan(args: &[OsString]) -> Scan {
+    let g = getopt();
     let mut s = Scan::default();
     let mut i = 0;
     while i < args.len() {
@@ -269,7 +306,7 @@ pub fn scan(args: &[OsString]) -> Scan {
                 Some(eq) => (&long[..eq], true),
                 None => (long, false),
             };
-            let known = TLS_LONG_OPTIONS.iter().any(|l| l.as_bytes() == name);
+            let known = g.long_with_argument.iter().any(|l| l.as_bytes() == name);
             if !known || (!attached && i >= args.len()) {
                 s.error = true;
             } else if !attached {
@@ -279,7 +316,7 @@ pub fn scan(args: &[OsString]) -> Scan {
         }
         let cluster = &arg[1..];
         for (pos, &c) in cluster.iter().enumerate() {
-            if WITH_ARGUMENT.contains(&c) {
+            if g.with_argument.contains(&c) {
                 let attached = pos + 1 < cluster.len();
                 let has_value = attached || i < args.len();
                 if !attached && has_value {
@@ -292,7 +329,7 @@ pub fn scan(args: &[OsString]) -> Scan {
                 }
                 break;
             }
-            if !FLAGS.contains(&c) {
+            if !g.flags.contains(&c) {
                 s.error = true;
                 continue;
             }
@@ -410,6 +447,7 @@ pub fn os_bytes(s: &OsStr) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gearman_shared::cli::TLS_LONG_OPTIONS;
 
     const HELP: &str = include_str!("../testdata/gearman-help.txt");
     const HELP_WITH_F: &str = include_str!("../testdata/gearman-help-with-f.txt");
@@ -585,6 +623,21 @@ mod tests {
         let page = gearman_shared::cli::man_page(command(), "1", "")
             .unwrap_or_else(|e| panic!("render the man page: {e}"));
         gearman_shared::cli::assert_man_page_fresh(&path, &page, "gearman-cli");
+    }
+
+    /// The scan's tables, read from clap, are the C tool's `getopt` spec plus our long
+    /// options.
+    #[test]
+    fn getopt_tables_match_the_c_spec() {
+        let sorted = |letters: &[u8]| {
+            let mut v = letters.to_vec();
+            v.sort_unstable();
+            String::from_utf8(v).unwrap_or_default()
+        };
+        let g = getopt();
+        assert_eq!(sorted(&g.with_argument), sorted(b"cfhptui"));
+        assert_eq!(sorted(&g.flags), sorted(b"bHILnNPsvwdS"));
+        assert_eq!(g.long_with_argument, TLS_LONG_OPTIONS);
     }
 
     #[test]
