@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, CommandFactory, Parser};
 use gearman_shared::cli::TlsArgs;
-pub use gearman_shared::servers::{parse_list, ServerAddr, ServerListError, DEFAULT_HOST};
+pub use gearman_shared::servers::{
+    parse_list, ServerAddr, ServerListError, DEFAULT_HOST, DEFAULT_PORT,
+};
 use gearman_shared::tls::TlsOptions;
-
-/// The Gearman port used when a server is given without one.
-pub const DEFAULT_PORT: u16 = 4730;
 
 /// Live dashboard for Gearman job servers.
 #[derive(Debug, Clone, Parser)]
