@@ -6,11 +6,10 @@
 //! arguments silently ignored, and boost's wording for parse errors, printed on stdout as
 //! `<argv0> : <what>` followed by the options text (shared/docs/protocol.md §9.2).
 
-use std::ffi::OsString;
-use std::path::PathBuf;
-
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Arg, ArgAction, CommandFactory, FromArgMatches, Parser};
+use gearman_shared::cli::{wrap, TlsArgs};
+use std::ffi::OsString;
 
 /// Printed when no operation was asked for (the C tool's exact wording).
 pub const NO_OPERATION: &str = "No option execution operation given.";
@@ -38,7 +37,8 @@ const LINE_LENGTH: usize = 80;
         ERR reply goes to standard error as \"Error: <rest of the line>\".",
     disable_help_flag = true,
     disable_version_flag = true,
-    infer_long_args = true
+    infer_long_args = true,
+    mut_args = tls_help
 )]
 pub struct Cli {
     /// Print the options text and exit.
@@ -137,53 +137,9 @@ pub struct Cli {
     )]
     pub ssl: bool,
 
-    /// With `-S`: the CA file (else `GEARMAND_CA_CERTIFICATE`).
-    #[arg(
-        long,
-        value_name = "FILE",
-        allow_hyphen_values = true,
-        value_parser = clap::value_parser!(PathBuf),
-        help = "CA file (PEM) to verify the server with.",
-        long_help = "With -S: PEM file of the CA the server's certificate must chain to \
-                     (default: the file named by GEARMAND_CA_CERTIFICATE)."
-    )]
-    pub ssl_ca_file: Option<PathBuf>,
-
-    /// With `-S`: the client certificate (else `GEARMAN_CLIENT_PEM`).
-    #[arg(
-        long,
-        value_name = "FILE",
-        allow_hyphen_values = true,
-        value_parser = clap::value_parser!(PathBuf),
-        help = "Client certificate file (PEM).",
-        long_help = "With -S: PEM file of the client certificate chain to present when the \
-                     server asks for one; needs --ssl-key (default: the file named by \
-                     GEARMAN_CLIENT_PEM)."
-    )]
-    pub ssl_certificate: Option<PathBuf>,
-
-    /// With `-S`: the client certificate's key (else `GEARMAN_CLIENT_KEY`).
-    #[arg(
-        long,
-        value_name = "FILE",
-        allow_hyphen_values = true,
-        value_parser = clap::value_parser!(PathBuf),
-        help = "Client certificate's private key (PEM).",
-        long_help = "With -S: PEM file of the client certificate's private key (default: the \
-                     file named by GEARMAN_CLIENT_KEY)."
-    )]
-    pub ssl_key: Option<PathBuf>,
-
-    /// With `-S`: the name the server's certificate must carry (else the host).
-    #[arg(
-        long,
-        value_name = "NAME",
-        allow_hyphen_values = true,
-        help = "Name the server's certificate must carry.",
-        long_help = "With -S: the DNS name or address the server's certificate must carry \
-                     (default: the host as given with --host)."
-    )]
-    pub ssl_server_name: Option<String>,
+    /// With `-S`: the CA file, client certificate and key, and the server's name.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// `shutdown` (our server's extension).
     #[arg(long, help = "Shut the server down immediately.")]
@@ -218,15 +174,38 @@ impl Cli {
 
     /// The first `--ssl-*` option given, if any (they need `-S`).
     pub fn tls_option_given(&self) -> Option<&'static str> {
-        [
-            (self.ssl_ca_file.is_some(), "--ssl-ca-file"),
-            (self.ssl_certificate.is_some(), "--ssl-certificate"),
-            (self.ssl_key.is_some(), "--ssl-key"),
-            (self.ssl_server_name.is_some(), "--ssl-server-name"),
-        ]
-        .into_iter()
-        .find_map(|(given, option)| given.then_some(option))
+        self.tls.first_given()
     }
+}
+
+/// The boost-style help texts of the shared `--ssl-*` options ([`TlsArgs`]): a short line for
+/// the options text, a longer one for the man page.
+fn tls_help(arg: Arg) -> Arg {
+    let (help, long_help) = match arg.get_id().as_str() {
+        "ssl_ca_file" => (
+            "CA file (PEM) to verify the server with.",
+            "With -S: PEM file of the CA the server's certificate must chain to \
+             (default: the file named by GEARMAND_CA_CERTIFICATE).",
+        ),
+        "ssl_certificate" => (
+            "Client certificate file (PEM).",
+            "With -S: PEM file of the client certificate chain to present when the \
+             server asks for one; needs --ssl-key (default: the file named by \
+             GEARMAN_CLIENT_PEM).",
+        ),
+        "ssl_key" => (
+            "Client certificate's private key (PEM).",
+            "With -S: PEM file of the client certificate's private key (default: the \
+             file named by GEARMAN_CLIENT_KEY).",
+        ),
+        "ssl_server_name" => (
+            "Name the server's certificate must carry.",
+            "With -S: the DNS name or address the server's certificate must carry \
+             (default: the host as given with --host).",
+        ),
+        _ => return arg,
+    };
+    arg.help(help).long_help(long_help)
 }
 
 /// The clap definition, for man-page generation.
@@ -326,34 +305,14 @@ pub fn options_text() -> String {
             } else {
                 out.push_str(&" ".repeat(DESCRIPTION_COLUMN - left.len()));
             }
-            out.push_str(&wrap(
-                &help,
-                LINE_LENGTH - DESCRIPTION_COLUMN,
-                DESCRIPTION_COLUMN,
-            ));
+            // Continuation lines are indented to the description column.
+            let indent = " ".repeat(DESCRIPTION_COLUMN);
+            let wrapped = wrap(&help, &indent, &indent, LINE_LENGTH);
+            out.push_str(wrapped.trim_start_matches(' ').trim_end_matches('\n'));
         }
         out.push('\n');
     }
     out.push('\n');
-    out
-}
-
-/// Greedy word wrap at `width` columns, continuation lines indented by `indent`.
-fn wrap(text: &str, width: usize, indent: usize) -> String {
-    let mut out = String::new();
-    let mut line_len = 0;
-    for word in text.split(' ') {
-        if line_len > 0 && line_len + 1 + word.len() > width {
-            out.push('\n');
-            out.push_str(&" ".repeat(indent));
-            line_len = 0;
-        } else if line_len > 0 {
-            out.push(' ');
-            line_len += 1;
-        }
-        out.push_str(word);
-        line_len += word.len();
-    }
     out
 }
 
@@ -501,6 +460,7 @@ fn original_token(reported: &str, args: &[OsString]) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     /// The C tool's `--help` output (captured; shared/docs/protocol.md §9.2).
     const C_OPTIONS: &str = "Options:
@@ -736,16 +696,16 @@ mod tests {
             "--status",
         ]);
         assert!(cli.ssl);
-        assert_eq!(cli.ssl_ca_file, Some(PathBuf::from("/ca.pem")));
-        assert_eq!(cli.ssl_certificate, Some(PathBuf::from("/c.pem")));
-        assert_eq!(cli.ssl_key, Some(PathBuf::from("-k.pem")));
-        assert_eq!(cli.ssl_server_name.as_deref(), Some("gearman.example"));
+        assert_eq!(cli.tls.ssl_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(cli.tls.ssl_certificate, Some(PathBuf::from("/c.pem")));
+        assert_eq!(cli.tls.ssl_key, Some(PathBuf::from("-k.pem")));
+        assert_eq!(cli.tls.ssl_server_name.as_deref(), Some("gearman.example"));
         assert_eq!(cli.tls_option_given(), Some("--ssl-ca-file"));
         // --ssl is a whole option name, not a prefix of --ssl-*; prefixes of those work.
         assert!(run(&["--ssl", "--status"]).ssl);
         let cli = run(&["--ssl", "--ssl-ca", "ca.pem", "--ssl-se", "h", "--status"]);
-        assert_eq!(cli.ssl_ca_file, Some(PathBuf::from("ca.pem")));
-        assert_eq!(cli.ssl_server_name.as_deref(), Some("h"));
+        assert_eq!(cli.tls.ssl_ca_file, Some(PathBuf::from("ca.pem")));
+        assert_eq!(cli.tls.ssl_server_name.as_deref(), Some("h"));
         // -S alone is no operation.
         assert!(matches!(
             parse(["gearadmin", "-S", "--ssl-ca-file", "ca.pem"]),

@@ -5,6 +5,8 @@
 
 use std::io;
 
+use gearman_shared::cli;
+
 use crate::cli::command;
 
 /// Sections clap does not know about, in roff.
@@ -80,12 +82,7 @@ server's certificate against a CA file that must be given (\fB\-\-ssl\-ca\-file\
 
 /// Renders the man page `gearadmin.1`.
 pub fn man_page() -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(command())
-        .section("1")
-        .render(&mut out)?;
-    out.extend_from_slice(EXTRA_SECTIONS.as_bytes());
-    Ok(out)
+    cli::man_page(command(), "1", EXTRA_SECTIONS)
 }
 
 #[cfg(test)]
@@ -99,16 +96,7 @@ mod tests {
     fn man_page_is_up_to_date() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../man/gearadmin.1");
         let rendered = man_page().expect("render the man page");
-        if std::env::var_os("UPDATE_MAN").is_some_and(|v| v == "1") {
-            std::fs::write(&path, &rendered).expect("write man/gearadmin.1");
-            return;
-        }
-        let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            committed == rendered,
-            "{} is out of date: run `UPDATE_MAN=1 cargo test -p gearadmin man_page`",
-            path.display()
-        );
+        cli::assert_man_page_fresh(&path, &rendered, "gearadmin");
     }
 
     #[test]

@@ -142,18 +142,7 @@ fn is_hang_up(e: &AdminError) -> bool {
 /// The `-S` settings: `None` without `-S`. Each file comes from its `--ssl-*` option, else
 /// from its libgearman variable (looked up with `env`, empty meaning unset).
 pub fn tls_options(cli: &Cli, env: impl Fn(&str) -> Option<OsString>) -> Option<TlsOptions> {
-    if !cli.ssl {
-        return None;
-    }
-    Some(
-        TlsOptions {
-            ca_file: cli.ssl_ca_file.clone(),
-            certificate: cli.ssl_certificate.clone(),
-            key: cli.ssl_key.clone(),
-            server_name: cli.ssl_server_name.clone(),
-        }
-        .or_from_env(env),
-    )
+    cli.tls.options(cli.ssl, env)
 }
 
 /// Resolves `host` and `port` and connects to the first address that answers, over TLS

@@ -9,8 +9,10 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use clap::{ArgAction, CommandFactory, Parser};
+use gearman_shared::cli::{wrap, TlsArgs};
 
 /// What `gearman` 1.1.20 gets wrong and this one does differently; shown after the `-H` text
 /// and in the man page.
@@ -61,7 +63,8 @@ pub const DIFFERENCES: &[&str] = &[
                       gearman -w [options] [--] [<command> [<args> ...]]",
     disable_help_flag = true,
     disable_version_flag = true,
-    args_override_self = true
+    args_override_self = true,
+    mut_args = tls_help
 )]
 pub struct Args {
     /// Function name to use for jobs (can give many)
@@ -148,33 +151,38 @@ pub struct Args {
     #[arg(short = 'w', help_heading = "Worker options")]
     pub worker: bool,
 
-    /// With -S: PEM file of the CA the server's certificate must chain to (required;
-    /// default GEARMAND_CA_CERTIFICATE)
-    #[arg(long = "ssl-ca-file", value_name = "FILE", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
-    pub ssl_ca_file: Option<PathBuf>,
-    /// With -S: PEM file of the client certificate chain to present (default
-    /// GEARMAN_CLIENT_PEM); needs --ssl-key
-    #[arg(long = "ssl-certificate", value_name = "FILE", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
-    pub ssl_certificate: Option<PathBuf>,
-    /// With -S: PEM file of the client certificate's private key (default
-    /// GEARMAN_CLIENT_KEY)
-    #[arg(long = "ssl-key", value_name = "FILE", allow_hyphen_values = true,
-          value_parser = clap::value_parser!(PathBuf), help_heading = "TLS options")]
-    pub ssl_key: Option<PathBuf>,
-    /// With -S: the name the server's certificate must carry (default: the host connected to)
-    #[arg(
-        long = "ssl-server-name",
-        value_name = "NAME",
-        allow_hyphen_values = true,
-        help_heading = "TLS options"
-    )]
-    pub ssl_server_name: Option<String>,
+    /// With -S: the CA file, client certificate and key, and the server's name (our long
+    /// options; texts in [`tls_help`]).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Client: job data, one job per word and function. Worker: the command to run per job
     #[arg(value_name = "data | command", value_parser = clap::value_parser!(OsString))]
     pub rest: Vec<OsString>,
+}
+
+/// The help texts of the shared `--ssl-*` options ([`TlsArgs`]), under their own heading.
+fn tls_help(arg: clap::Arg) -> clap::Arg {
+    let help = match arg.get_id().as_str() {
+        "ssl_ca_file" => {
+            "With -S: PEM file of the CA the server's certificate must chain to (required; \
+             default GEARMAND_CA_CERTIFICATE)"
+        }
+        "ssl_certificate" => {
+            "With -S: PEM file of the client certificate chain to present (default \
+             GEARMAN_CLIENT_PEM); needs --ssl-key"
+        }
+        "ssl_key" => {
+            "With -S: PEM file of the client certificate's private key (default \
+             GEARMAN_CLIENT_KEY)"
+        }
+        "ssl_server_name" => {
+            "With -S: the name the server's certificate must carry (default: the host \
+             connected to)"
+        }
+        _ => return arg,
+    };
+    arg.help(help).help_heading("TLS options")
 }
 
 /// The clap definition, with the list of differences from the C tool as the footer
@@ -239,20 +247,49 @@ pub struct Scan {
     pub worker: bool,
 }
 
-/// Options that take an argument, per the C `getopt` spec.
-const WITH_ARGUMENT: &[u8] = b"cfhptui";
-/// Options without an argument.
-const FLAGS: &[u8] = b"bHILnNPsvwdS";
-/// Our long options (none in the C tool); each takes an argument, attached with `=` or next.
-pub const LONG_WITH_ARGUMENT: &[&str] = &[
-    "ssl-ca-file",
-    "ssl-certificate",
-    "ssl-key",
-    "ssl-server-name",
-];
+/// Which options take an argument, read from the clap definition ([`Args`]) so that the
+/// `getopt` scan and clap cannot disagree: the C tool's letters (`getopt` spec
+/// `bc:f:h:HILnNp:Pst:u:vwi:dS`, checked by a test) and our long options, each of which
+/// takes an argument, attached with `=` or next.
+struct Getopt {
+    /// Letters with an argument.
+    with_argument: Vec<u8>,
+    /// Letters without one.
+    flags: Vec<u8>,
+    /// Long options (all take an argument).
+    long_with_argument: Vec<String>,
+}
+
+fn getopt() -> &'static Getopt {
+    static GETOPT: OnceLock<Getopt> = OnceLock::new();
+    GETOPT.get_or_init(|| {
+        let mut cmd = Args::command();
+        cmd.build();
+        let mut g = Getopt {
+            with_argument: Vec::new(),
+            flags: Vec::new(),
+            long_with_argument: Vec::new(),
+        };
+        for arg in cmd.get_arguments() {
+            let takes_value = arg.get_action().takes_values();
+            if let Some(short) = arg.get_short() {
+                let letter = u8::try_from(short).unwrap_or(b'?');
+                match takes_value {
+                    true => g.with_argument.push(letter),
+                    false => g.flags.push(letter),
+                }
+            }
+            if let Some(long) = arg.get_long().filter(|_| takes_value) {
+                g.long_with_argument.push(long.to_string());
+            }
+        }
+        g
+    })
+}
 
 /// Scans like GNU `getopt` (options may follow data words; `--` ends the options).
 pub fn scan(args: &[OsString]) -> Scan {
+    let g = getopt();
     let mut s = Scan::default();
     let mut i = 0;
     while i < args.len() {
@@ -269,7 +306,7 @@ pub fn scan(args: &[OsString]) -> Scan {
                 Some(eq) => (&long[..eq], true),
                 None => (long, false),
             };
-            let known = LONG_WITH_ARGUMENT.iter().any(|l| l.as_bytes() == name);
+            let known = g.long_with_argument.iter().any(|l| l.as_bytes() == name);
             if !known || (!attached && i >= args.len()) {
                 s.error = true;
             } else if !attached {
@@ -279,7 +316,7 @@ pub fn scan(args: &[OsString]) -> Scan {
         }
         let cluster = &arg[1..];
         for (pos, &c) in cluster.iter().enumerate() {
-            if WITH_ARGUMENT.contains(&c) {
+            if g.with_argument.contains(&c) {
                 let attached = pos + 1 < cluster.len();
                 let has_value = attached || i < args.len();
                 if !attached && has_value {
@@ -292,7 +329,7 @@ pub fn scan(args: &[OsString]) -> Scan {
                 }
                 break;
             }
-            if !FLAGS.contains(&c) {
+            if !g.flags.contains(&c) {
                 s.error = true;
                 continue;
             }
@@ -360,35 +397,6 @@ pub fn usage_for(argv0: &str, s: &Scan) -> Usage {
     }
 }
 
-/// Word-wraps `text` to about `width` columns (a tab counts as 8): the first line starts
-/// with `first`, the others with `rest`; every line ends with `\n`.
-pub fn wrap(text: &str, first: &str, rest: &str, width: usize) -> String {
-    let columns = |s: &str| {
-        s.chars()
-            .map(|c| if c == '\t' { 8 } else { 1 })
-            .sum::<usize>()
-    };
-    let mut out = String::new();
-    let mut line = first.to_string();
-    let mut empty = true;
-    for word in text.split_whitespace() {
-        if !empty && columns(&line) + 1 + word.len() > width {
-            out.push_str(&line);
-            out.push('\n');
-            line = rest.to_string();
-            empty = true;
-        }
-        if !empty {
-            line.push(' ');
-        }
-        line.push_str(word);
-        empty = false;
-    }
-    out.push_str(&line);
-    out.push('\n');
-    out
-}
-
 /// The C tool's usage text, byte for byte; `(true)`/`(false)` show the flags given.
 pub fn usage_text(argv0: &str, reason: &str, s: &Scan) -> String {
     let b = |v: bool| if v { "true" } else { "false" };
@@ -439,6 +447,7 @@ pub fn os_bytes(s: &OsStr) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gearman_shared::cli::TLS_LONG_OPTIONS;
 
     const HELP: &str = include_str!("../testdata/gearman-help.txt");
     const HELP_WITH_F: &str = include_str!("../testdata/gearman-help-with-f.txt");
@@ -611,19 +620,24 @@ mod tests {
     #[test]
     fn man_page_matches_the_cli() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/gearman.1");
-        let mut page = Vec::new();
-        clap_mangen::Man::new(command())
-            .section("1")
-            .render(&mut page)
+        let page = gearman_shared::cli::man_page(command(), "1", "")
             .unwrap_or_else(|e| panic!("render the man page: {e}"));
-        if std::env::var_os("UPDATE_MAN").is_some() {
-            std::fs::write(&path, &page).unwrap_or_else(|e| panic!("write man page: {e}"));
-        }
-        let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            committed == page,
-            "man/gearman.1 is stale: run UPDATE_MAN=1 cargo test -p gearman-cli man_page"
-        );
+        gearman_shared::cli::assert_man_page_fresh(&path, &page, "gearman-cli");
+    }
+
+    /// The scan's tables, read from clap, are the C tool's `getopt` spec plus our long
+    /// options.
+    #[test]
+    fn getopt_tables_match_the_c_spec() {
+        let sorted = |letters: &[u8]| {
+            let mut v = letters.to_vec();
+            v.sort_unstable();
+            String::from_utf8(v).unwrap_or_default()
+        };
+        let g = getopt();
+        assert_eq!(sorted(&g.with_argument), sorted(b"cfhptui"));
+        assert_eq!(sorted(&g.flags), sorted(b"bHILnNPsvwdS"));
+        assert_eq!(g.long_with_argument, TLS_LONG_OPTIONS);
     }
 
     #[test]
@@ -641,10 +655,10 @@ mod tests {
             "data",
         ]);
         assert!(a.ssl);
-        assert_eq!(a.ssl_ca_file, Some(PathBuf::from("/ca.pem")));
-        assert_eq!(a.ssl_certificate, Some(PathBuf::from("/c.pem")));
-        assert_eq!(a.ssl_key, Some(PathBuf::from("-k.pem")));
-        assert_eq!(a.ssl_server_name.as_deref(), Some("gearman.example"));
+        assert_eq!(a.tls.ssl_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(a.tls.ssl_certificate, Some(PathBuf::from("/c.pem")));
+        assert_eq!(a.tls.ssl_key, Some(PathBuf::from("-k.pem")));
+        assert_eq!(a.tls.ssl_server_name.as_deref(), Some("gearman.example"));
         assert_eq!(a.rest, ["data"]);
 
         let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
@@ -660,9 +674,6 @@ mod tests {
 
     #[test]
     fn wrapping() {
-        assert_eq!(wrap("a b c", "- ", "  ", 80), "- a b c\n");
-        assert_eq!(wrap("aaa bbb ccc", "- ", "  ", 7), "- aaa\n  bbb\n  ccc\n");
-        assert_eq!(wrap("toolongword x", "- ", "  ", 5), "- toolongword\n  x\n");
         for line in usage(&["-H"]).text.lines() {
             let cols: usize = line.chars().map(|c| if c == '\t' { 8 } else { 1 }).sum();
             assert!(cols <= 80, "{line:?}");
@@ -678,7 +689,7 @@ mod tests {
             assert!(shorts.contains(c), "missing -{c}");
         }
         let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
-        assert_eq!(longs, LONG_WITH_ARGUMENT);
+        assert_eq!(longs, TLS_LONG_OPTIONS);
         let footer = cmd
             .get_after_help()
             .map(ToString::to_string)

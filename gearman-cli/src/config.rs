@@ -97,27 +97,10 @@ pub fn tls_options(
     args: &Args,
     env: impl Fn(&str) -> Option<OsString>,
 ) -> Result<Option<TlsOptions>, Error> {
-    if !args.ssl {
-        let given = [
-            (args.ssl_ca_file.is_some(), "--ssl-ca-file"),
-            (args.ssl_certificate.is_some(), "--ssl-certificate"),
-            (args.ssl_key.is_some(), "--ssl-key"),
-            (args.ssl_server_name.is_some(), "--ssl-server-name"),
-        ];
-        return match given.iter().find(|(set, _)| *set) {
-            Some((_, option)) => Err(Error::TlsOptionWithoutS(option)),
-            None => Ok(None),
-        };
+    match args.tls.first_given().filter(|_| !args.ssl) {
+        Some(option) => Err(Error::TlsOptionWithoutS(option)),
+        None => Ok(args.tls.options(args.ssl, env)),
     }
-    Ok(Some(
-        TlsOptions {
-            ca_file: args.ssl_ca_file.clone(),
-            certificate: args.ssl_certificate.clone(),
-            key: args.ssl_key.clone(),
-            server_name: args.ssl_server_name.clone(),
-        }
-        .or_from_env(env),
-    ))
 }
 
 impl Config {

@@ -3,15 +3,14 @@
 //! `-H`/`--help`.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, CommandFactory, Parser};
-pub use gearman_shared::servers::{parse_list, ServerAddr, ServerListError, DEFAULT_HOST};
+use clap::{Arg, ArgAction, CommandFactory, Parser};
+use gearman_shared::cli::TlsArgs;
+pub use gearman_shared::servers::{
+    parse_list, ServerAddr, ServerListError, DEFAULT_HOST, DEFAULT_PORT,
+};
 use gearman_shared::tls::TlsOptions;
-
-/// The Gearman port used when a server is given without one.
-pub const DEFAULT_PORT: u16 = 4730;
 
 /// Live dashboard for Gearman job servers.
 #[derive(Debug, Clone, Parser)]
@@ -27,7 +26,8 @@ pub const DEFAULT_PORT: u16 = 4730;
                   the files named by GEARMAND_CA_CERTIFICATE, GEARMAN_CLIENT_PEM and \
                   GEARMAN_CLIENT_KEY (read only with -S), as in libgearman.\n\n\
                   With --once, the exit status is 0 when every server answered, 1 when one \
-                  did not, 2 on a usage error."
+                  did not, 2 on a usage error.",
+    mut_args = tls_help
 )]
 pub struct Cli {
     /// Server to watch, HOST[:PORT] ([V6]:PORT for IPv6); repeat or separate with commas
@@ -74,25 +74,10 @@ pub struct Cli {
     #[arg(short = 'S', long)]
     pub ssl: bool,
 
-    /// With -S: PEM file of the CA the servers' certificates must chain to (default:
-    /// GEARMAND_CA_CERTIFICATE).
-    #[arg(long, value_name = "FILE", requires = "ssl", value_parser = clap::value_parser!(PathBuf))]
-    pub ssl_ca_file: Option<PathBuf>,
-
-    /// With -S: PEM file of the client certificate chain to present when a server asks for
-    /// one; needs --ssl-key (default: GEARMAN_CLIENT_PEM).
-    #[arg(long, value_name = "FILE", requires = "ssl", value_parser = clap::value_parser!(PathBuf))]
-    pub ssl_certificate: Option<PathBuf>,
-
-    /// With -S: PEM file of the client certificate's private key (default:
-    /// GEARMAN_CLIENT_KEY).
-    #[arg(long, value_name = "FILE", requires = "ssl", value_parser = clap::value_parser!(PathBuf))]
-    pub ssl_key: Option<PathBuf>,
-
-    /// With -S: the name every server's certificate must carry (default: each server's host
-    /// as given).
-    #[arg(long, value_name = "NAME", requires = "ssl")]
-    pub ssl_server_name: Option<String>,
+    /// With -S: the CA file, client certificate and key, and the servers' name (texts and
+    /// the need for -S in [`tls_help`]).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Print help.
     #[arg(short = 'H', long, action = ArgAction::Help)]
@@ -115,19 +100,33 @@ impl Cli {
     /// The `-S` settings: `None` without `-S`. Each file comes from its `--ssl-*` option,
     /// else from its libgearman variable (looked up with `env`, empty meaning unset).
     pub fn tls_options(&self, env: impl Fn(&str) -> Option<OsString>) -> Option<TlsOptions> {
-        if !self.ssl {
-            return None;
-        }
-        Some(
-            TlsOptions {
-                ca_file: self.ssl_ca_file.clone(),
-                certificate: self.ssl_certificate.clone(),
-                key: self.ssl_key.clone(),
-                server_name: self.ssl_server_name.clone(),
-            }
-            .or_from_env(env),
-        )
+        self.tls.options(self.ssl, env)
     }
+}
+
+/// The help texts of the shared `--ssl-*` options ([`TlsArgs`]); here clap itself rejects
+/// them without -S, and their values may not start with a dash.
+fn tls_help(arg: Arg) -> Arg {
+    let help = match arg.get_id().as_str() {
+        "ssl_ca_file" => {
+            "With -S: PEM file of the CA the servers' certificates must chain to (default: \
+             GEARMAND_CA_CERTIFICATE)"
+        }
+        "ssl_certificate" => {
+            "With -S: PEM file of the client certificate chain to present when a server asks \
+             for one; needs --ssl-key (default: GEARMAN_CLIENT_PEM)"
+        }
+        "ssl_key" => {
+            "With -S: PEM file of the client certificate's private key (default: \
+             GEARMAN_CLIENT_KEY)"
+        }
+        "ssl_server_name" => {
+            "With -S: the name every server's certificate must carry (default: each server's \
+             host as given)"
+        }
+        _ => return arg,
+    };
+    arg.help(help).requires("ssl").allow_hyphen_values(false)
 }
 
 /// Parses `1`, `0.5`, `250ms` or `2s` into a duration of at least 10 ms.
@@ -167,17 +166,14 @@ where
 
 /// The man page, rendered from [`command`].
 pub fn man_page() -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(command())
-        .section("1")
-        .render(&mut out)?;
-    Ok(out)
+    gearman_shared::cli::man_page(command(), "1", "")
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn parse(args: &[&str]) -> Cli {
         let mut all = vec!["gearman-tui"];
@@ -297,14 +293,6 @@ mod tests {
     #[test]
     fn man_page_matches_the_cli() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/gearman-tui.1");
-        let page = man_page().unwrap();
-        if std::env::var_os("UPDATE_MAN").is_some() {
-            std::fs::write(&path, &page).unwrap();
-        }
-        let committed = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            committed == page,
-            "man/gearman-tui.1 is stale: run UPDATE_MAN=1 cargo test -p gearman-tui man_page"
-        );
+        gearman_shared::cli::assert_man_page_fresh(&path, &man_page().unwrap(), "gearman-tui");
     }
 }

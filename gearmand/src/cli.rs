@@ -403,11 +403,7 @@ pub fn command() -> clap::Command {
 /// Renders the man page `gearmand.8` from the clap definition (checked by a test).
 #[cfg(test)]
 fn man_page() -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(command().mut_args(with_aliases_in_help))
-        .section("8")
-        .render(&mut out)?;
-    Ok(out)
+    gearman_shared::cli::man_page(command().mut_args(with_aliases_in_help), "8", "")
 }
 
 /// clap_mangen leaves visible aliases out of the page; the 1.1.20 names (`--mysql-host`…)
@@ -606,14 +602,7 @@ mod tests {
     fn man_page_matches_the_cli() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/gearmand.8");
         let page = man_page().expect("render man page");
-        if std::env::var_os("UPDATE_MAN").is_some() {
-            std::fs::write(&path, &page).expect("write man page");
-        }
-        let committed = std::fs::read(&path).expect("man/gearmand.8 exists");
-        assert!(
-            committed == page,
-            "man/gearmand.8 is stale: run UPDATE_MAN=1 cargo test -p gearmand man_page"
-        );
+        gearman_shared::cli::assert_man_page_fresh(&path, &page, "gearmand");
     }
 
     /// Operators grep `--help` and the man page for the names 1.1.20 documents.

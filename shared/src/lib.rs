@@ -6,9 +6,12 @@
 //!   [`Request`](protocol::Request) / [`Response`](protocol::Response) enums;
 //! - admin text lines are framed by the same decoder ([`protocol::Frame::Text`]) and
 //!   understood by [`admin`]: command parsing, reply rendering/parsing, a blocking client;
-//! - [`connection`] and [`tls`]: the blocking client connection, over plain TCP or TLS.
+//! - [`connection`] and [`tls`]: the blocking client connection, over plain TCP or TLS;
+//! - `cli` (feature `cli`): what the command-line tools share (TLS options, man pages).
 
 pub mod admin;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod connection;
 pub mod protocol;
 pub mod servers;
