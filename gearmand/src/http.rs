@@ -122,7 +122,7 @@ struct Client {
 }
 
 pub(crate) fn server_header() -> String {
-    format!("Gearman/{}", crate::config::PROTOCOL_VERSION)
+    format!("Gearman/{}", crate::PROTOCOL_VERSION)
 }
 
 /// Serves HTTP (HTTPS with `tls`) on `listener` until `stop` closes, then lets the open

@@ -4,6 +4,9 @@
 //! [`event::Event`] → [`processor`] applies it to the [`state::State`] → [`event::Outgoing`]
 //! → the connection's writer encodes and writes.
 
+/// The protocol version we answer as, so tools that check it keep working.
+pub const PROTOCOL_VERSION: &str = "1.1.20";
+
 pub mod acl;
 pub mod cli;
 pub mod config;
@@ -16,6 +19,7 @@ pub mod io_thread;
 pub mod listener;
 pub mod logging;
 pub mod memory;
+pub mod net_range;
 pub mod notify;
 pub mod processor;
 pub mod queue;

@@ -14,8 +14,49 @@ pub mod stores;
 pub mod tokyocabinet;
 pub mod writer;
 
+use std::path::PathBuf;
+
 use bytes::Bytes;
 use gearman_shared::protocol::Priority;
+
+/// The persistent queue (`-q`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueConfig {
+    /// `builtin`: nothing is stored.
+    Builtin,
+    /// `libsqlite3`.
+    Sqlite {
+        /// `--libsqlite3-db`.
+        db: PathBuf,
+        /// `--libsqlite3-table`.
+        table: String,
+        /// `--store-queue-on-shutdown`.
+        on_shutdown: bool,
+    },
+    /// `libpq` (or `Postgres`).
+    Postgres(postgres::PostgresConfig),
+    /// `libdrizzle` (or `MySQL`).
+    Mysql(mysql::MysqlConfig),
+    /// `libmemcached`.
+    Memcached(memcached::MemcachedConfig),
+    /// `redis`.
+    Redis(redis::RedisConfig),
+    /// `libtokyocabinet`.
+    TokyoCabinet(tokyocabinet::TokyoCabinetConfig),
+}
+
+impl QueueConfig {
+    /// `--store-queue-on-shutdown`.
+    pub fn on_shutdown(&self) -> bool {
+        matches!(
+            self,
+            QueueConfig::Sqlite {
+                on_shutdown: true,
+                ..
+            }
+        )
+    }
+}
 
 /// A background job as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,7 +14,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::acl::Acl;
-use crate::config::{Config, QueueConfig, ThreadModel};
+use crate::config::{Config, ThreadModel};
 use crate::connection;
 use crate::event::{Event, EventQueue, Events};
 use crate::http;
@@ -25,6 +25,7 @@ use crate::notify;
 use crate::processor::{self, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
+use crate::queue::QueueConfig;
 use crate::queue::{QueueStore, StoredJob};
 use crate::reactor::{self, Reactor};
 use crate::stats::Traffic;
