@@ -15,12 +15,12 @@ use gearman_shared::protocol::{
     decode, encode_text, ErrorCode, Frame, Limits, ProtocolError, Request, Response,
 };
 
-use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
+use crate::event::{Event, Events, Incoming, Replies};
 use crate::fault;
 use crate::io_thread::Slot;
 use crate::reactor;
 use crate::socket::{Buffered, ReadChunk, Socket};
-use crate::state::PeerInfo;
+use crate::state::{ConnId, Outgoing, PeerInfo};
 use crate::stats::Traffic;
 use crate::tls;
 

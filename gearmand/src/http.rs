@@ -41,10 +41,10 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::{Method, StatusCode};
 
-use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
+use crate::event::{Event, Events, Incoming, Replies};
 use crate::reactor::{Direction, Registered};
 use crate::socket::Socket;
-use crate::state::PeerInfo;
+use crate::state::{ConnId, Outgoing, PeerInfo};
 use crate::stats;
 
 use self::io::HyperIo;

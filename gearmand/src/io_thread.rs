@@ -8,8 +8,8 @@ use async_std::channel::Receiver;
 use futures::stream::StreamExt;
 
 use crate::connection;
-use crate::event::ConnId;
 use crate::reactor;
+use crate::state::ConnId;
 
 /// A socket accepted by the listener, on its way to an I/O thread, with its place in
 /// the connection count (given back when the connection ends).

@@ -1,7 +1,7 @@
 //! `gearmand`: the Gearman job server.
 //!
 //! Data path: [`listener`] accepts → [`io_thread`] reads and decodes ([`connection`]) →
-//! [`event::Event`] → [`processor`] applies it to the [`state::State`] → [`event::Outgoing`]
+//! [`event::Event`] → [`processor`] applies it to the [`state::State`] → [`state::Outgoing`]
 //! → the connection's writer encodes and writes.
 
 /// The protocol version we answer as, so tools that check it keep working.

@@ -11,12 +11,11 @@ use futures::StreamExt;
 
 use crate::acl::Acl;
 use crate::config::ShutdownAccess;
-use crate::event::{ConnId, Event, EventQueue, Incoming, Outbox, Outgoing};
+use crate::event::{Event, EventQueue, Incoming, Outbox};
 use crate::fault;
 use crate::notify::Heartbeat;
 use crate::queue::writer::StoreMsg;
-use crate::queue::StoredJob;
-use crate::state::{Map, State, StateConfig};
+use crate::state::{ConnId, Map, Outgoing, State, StateConfig, StoredJob};
 use crate::stats::Traffic;
 use gearman_shared::admin::StatsReport;
 use gearman_shared::protocol::Request;

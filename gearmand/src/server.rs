@@ -26,8 +26,9 @@ use crate::processor::{self, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
 use crate::queue::QueueConfig;
-use crate::queue::{QueueStore, StoredJob};
+use crate::queue::QueueStore;
 use crate::reactor::{self, Reactor};
+use crate::state::StoredJob;
 use crate::stats::Traffic;
 use crate::system;
 

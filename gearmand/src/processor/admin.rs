@@ -6,8 +6,8 @@ use gearman_shared::admin::{self, reply, AdminCommand, ErrorReply, Parsed, Reply
 
 use super::{Exit, Processor};
 use crate::acl::AdminRight;
-use crate::event::{ConnId, Outgoing};
 use crate::state::DropOutcome;
+use crate::state::{ConnId, Outgoing};
 use crate::PROTOCOL_VERSION;
 
 impl Processor {
