@@ -9,6 +9,7 @@ pub const PROTOCOL_VERSION: &str = "1.1.20";
 
 pub mod acl;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod connection;
 pub mod event;

@@ -14,8 +14,9 @@ use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::config::Keepalive;
+use crate::connection::Slot;
 use crate::fault;
-use crate::io_thread::{NewConnection, Slot};
+use crate::io_thread::NewConnection;
 use crate::reactor::{Direction, Registered};
 use crate::state::ConnId;
 

@@ -233,7 +233,7 @@ impl Parts {
             pid: std::process::id(),
             verbose: self.config.verbose_name.clone(),
             shutdown_access: self.config.shutdown_access.clone(),
-            started_ms: processor::now_ms(),
+            started_ms: crate::clock::now_ms(),
             traffic: Arc::clone(&self.traffic),
         };
         let (done, writers) = (self.done.clone(), self.writers.clone());
