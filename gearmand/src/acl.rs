@@ -24,6 +24,8 @@
 use std::net::IpAddr;
 use std::path::Path;
 
+use crate::net_range::NetRange;
+
 /// Admin command families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdminRight {
@@ -70,7 +72,7 @@ impl AdminRight {
 enum Subject {
     Any,
     Cert(String),
-    Network(IpAddr, u8),
+    Network(NetRange),
 }
 
 /// A function-name pattern: `*` matches any run of bytes.
@@ -240,18 +242,13 @@ impl Acl {
 
     /// The union of the grants of every section matching this connection.
     pub fn grants_for(&self, address: &str, identity: Option<&str>) -> Grants {
-        let address = address.parse::<IpAddr>().ok().map(|a| match a {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
-            v4 => v4,
-        });
+        let address = address.parse::<IpAddr>().ok();
         let mut grants = Grants::default();
         for (subject, section) in &self.sections {
             let applies = match subject {
                 Subject::Any => true,
                 Subject::Cert(name) => identity == Some(name.as_str()),
-                Subject::Network(net, bits) => {
-                    address.is_some_and(|a| crate::config::in_network(a, *net, *bits))
-                }
+                Subject::Network(range) => address.is_some_and(|a| range.contains(a)),
             };
             if applies {
                 grants.add(section);
@@ -269,21 +266,7 @@ fn parse_subject(header: &str) -> Result<Subject, String> {
         return Ok(Subject::Cert(name.trim().to_string()));
     }
     if let Some(addr) = header.strip_prefix("addr:") {
-        let (ip, bits) = addr
-            .trim()
-            .split_once('/')
-            .map_or((addr.trim(), None), |(a, b)| (a, Some(b)));
-        let ip: IpAddr = ip.parse().map_err(|_| format!("bad address {ip:?}"))?;
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        let bits = match bits {
-            Some(b) => b
-                .parse::<u8>()
-                .ok()
-                .filter(|&b| b <= max)
-                .ok_or(format!("bad prefix {b:?}"))?,
-            None => max,
-        };
-        return Ok(Subject::Network(ip, bits));
+        return NetRange::parse(addr.trim()).map(Subject::Network);
     }
     Err(format!(
         "unknown section [{header}] (use [any], [cert:NAME] or [addr:IP[/BITS]])"

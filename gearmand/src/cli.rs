@@ -452,7 +452,7 @@ where
     match Cli::try_parse_from(args) {
         Ok(cli) if cli.version => Parsed::Print(format!(
             "\ngearmand {} - https://github.com/gearman/gearmand/issues (gearman-rs {})\n",
-            crate::config::PROTOCOL_VERSION,
+            crate::PROTOCOL_VERSION,
             env!("CARGO_PKG_VERSION")
         )),
         Ok(cli) => Parsed::Run(Box::new(cli)),

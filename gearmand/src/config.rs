@@ -7,11 +7,15 @@ use bytes::Bytes;
 use gearman_shared::protocol::Limits;
 
 use crate::cli::{Cli, DEFAULT_LOG_FILE, VERBOSE_LEVELS};
+use crate::net_range::NetRange;
+use crate::queue::memcached::MemcachedConfig;
+use crate::queue::mysql::MysqlConfig;
+use crate::queue::postgres::PostgresConfig;
+use crate::queue::redis::RedisConfig;
+use crate::queue::tokyocabinet::{self, TokyoCabinetConfig};
+use crate::queue::QueueConfig;
 use crate::state::StateConfig;
 use crate::tls::TlsFiles;
-
-/// The protocol version we answer as, so tools that check it keep working.
-pub const PROTOCOL_VERSION: &str = "1.1.20";
 
 /// The C server's default pid file; failing to write it is not an error.
 const DEFAULT_PID_FILE: &str = "/var/gearmand.pid";
@@ -58,15 +62,15 @@ pub enum ShutdownAccess {
     /// Any peer.
     Anyone,
     /// Peers whose address falls in one of these (address, prefix length) ranges.
-    Networks(Vec<(IpAddr, u8)>),
+    Networks(Vec<NetRange>),
 }
 
 impl ShutdownAccess {
     /// Loopback only, the default.
     pub fn loopback() -> ShutdownAccess {
         ShutdownAccess::Networks(vec![
-            (IpAddr::from([127, 0, 0, 0]), 8),
-            (IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]), 128),
+            NetRange::new(IpAddr::from([127, 0, 0, 0]), 8),
+            NetRange::new(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]), 128),
         ])
     }
 
@@ -81,17 +85,7 @@ impl ShutdownAccess {
         let bad = || ConfigError::ShutdownAccess(text.to_string());
         let mut networks = Vec::new();
         for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-            let (addr, bits) = match item.split_once('/') {
-                Some((addr, bits)) => (addr, Some(bits)),
-                None => (item, None),
-            };
-            let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-            let max = if addr.is_ipv4() { 32 } else { 128 };
-            let bits = match bits {
-                Some(b) => b.parse::<u8>().ok().filter(|&b| b <= max).ok_or_else(bad)?,
-                None => max,
-            };
-            networks.push((addr, bits));
+            networks.push(NetRange::parse(item).map_err(|_| bad())?);
         }
         if networks.is_empty() {
             return Err(bad());
@@ -109,74 +103,7 @@ impl ShutdownAccess {
         let Ok(peer) = peer.parse::<IpAddr>() else {
             return false;
         };
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-            v4 => v4,
-        };
-        networks
-            .iter()
-            .any(|&(net, bits)| in_network(peer, net, bits))
-    }
-}
-
-pub(crate) fn in_network(peer: IpAddr, net: IpAddr, bits: u8) -> bool {
-    fn masked(bytes: &[u8], bits: u8) -> Vec<u8> {
-        bytes
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                let keep = (i32::from(bits) - 8 * i as i32).clamp(0, 8) as u32;
-                if keep == 0 {
-                    0
-                } else {
-                    b & (0xffu8 << (8 - keep))
-                }
-            })
-            .collect()
-    }
-    match (peer, net) {
-        (IpAddr::V4(p), IpAddr::V4(n)) => masked(&p.octets(), bits) == masked(&n.octets(), bits),
-        (IpAddr::V6(p), IpAddr::V6(n)) => masked(&p.octets(), bits) == masked(&n.octets(), bits),
-        _ => false,
-    }
-}
-
-/// The persistent queue (`-q`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum QueueConfig {
-    /// `builtin`: nothing is stored.
-    Builtin,
-    /// `libsqlite3`.
-    Sqlite {
-        /// `--libsqlite3-db`.
-        db: PathBuf,
-        /// `--libsqlite3-table`.
-        table: String,
-        /// `--store-queue-on-shutdown`.
-        on_shutdown: bool,
-    },
-    /// `libpq` (or `Postgres`).
-    Postgres(crate::queue::postgres::PostgresConfig),
-    /// `libdrizzle` (or `MySQL`).
-    Mysql(crate::queue::mysql::MysqlConfig),
-    /// `libmemcached`.
-    Memcached(crate::queue::memcached::MemcachedConfig),
-    /// `redis`.
-    Redis(crate::queue::redis::RedisConfig),
-    /// `libtokyocabinet`.
-    TokyoCabinet(crate::queue::tokyocabinet::TokyoCabinetConfig),
-}
-
-impl QueueConfig {
-    /// `--store-queue-on-shutdown`.
-    pub fn on_shutdown(&self) -> bool {
-        matches!(
-            self,
-            QueueConfig::Sqlite {
-                on_shutdown: true,
-                ..
-            }
-        )
+        networks.iter().any(|range| range.contains(peer))
     }
 }
 
@@ -310,7 +237,7 @@ impl Config {
                 },
                 None => return Err(ConfigError::Queue(cli.queue_type.clone())),
             },
-            name => match crate::queue::stores::from_cli(name, cli) {
+            name => match store_from_cli(name, cli) {
                 Some(Ok(queue)) => queue,
                 Some(Err(why)) => {
                     return Err(ConfigError::Queue(format!("{} ({why})", cli.queue_type)))
@@ -398,6 +325,64 @@ impl Config {
             acl: cli.acl.as_deref().map(absolute).transpose()?,
         })
     }
+}
+
+/// The store `name` (lower-cased `-q`) names with its options checked, or `None` when no
+/// store here has that name. Nothing is connected to: `--check-args` stops after this. A
+/// store whose library is loaded at run time has it loaded here, so a missing library fails
+/// `--check-args` as it fails the start.
+fn store_from_cli(name: &str, cli: &Cli) -> Option<Result<QueueConfig, String>> {
+    Some(match name {
+        "libpq" | "postgres" => {
+            PostgresConfig::new(&cli.libpq_conninfo, &cli.libpq_table).map(QueueConfig::Postgres)
+        }
+        "libdrizzle" | "mysql" => {
+            let drizzle = name == "libdrizzle";
+            let db = match (&cli.libdrizzle_db, drizzle) {
+                (Some(db), _) => db.clone(),
+                (None, true) => "gearman".into(),
+                (None, false) => String::new(),
+            };
+            let table = cli
+                .libdrizzle_table
+                .clone()
+                .unwrap_or_else(|| if drizzle { "queue" } else { "gearman_queue" }.to_string());
+            MysqlConfig {
+                host: cli.libdrizzle_host.clone(),
+                port: cli.libdrizzle_port,
+                socket: cli.libdrizzle_uds.clone(),
+                user: cli.libdrizzle_user.clone().unwrap_or_else(|| "root".into()),
+                password: cli.libdrizzle_password.clone(),
+                db,
+                table,
+            }
+            .validate()
+            .map(QueueConfig::Mysql)
+        }
+        "libmemcached" => MemcachedConfig::new(
+            cli.libmemcached_servers.as_deref(),
+            &cli.libmemcached_prefix,
+        )
+        .map(QueueConfig::Memcached),
+        "redis" => RedisConfig::new(
+            &cli.redis_server,
+            cli.redis_port,
+            cli.redis_password.as_deref(),
+            &cli.redis_prefix,
+        )
+        .map(QueueConfig::Redis),
+        "libtokyocabinet" => TokyoCabinetConfig::new(
+            cli.libtokyocabinet_file.as_deref(),
+            cli.libtokyocabinet_optimize,
+        )
+        .and_then(|config| {
+            tokyocabinet::check_library()
+                .map(|()| config)
+                .map_err(|e| e.to_string())
+        })
+        .map(QueueConfig::TokyoCabinet),
+        _ => return None,
+    })
 }
 
 /// Makes a path absolute, so it still means the same after `-d` changes directory.

@@ -15,14 +15,34 @@ use gearman_shared::protocol::{
     decode, encode_text, ErrorCode, Frame, Limits, ProtocolError, Request, Response,
 };
 
-use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
+use crate::event::{Event, Events, Incoming, Replies};
 use crate::fault;
-use crate::io_thread::Slot;
 use crate::reactor;
 use crate::socket::{Buffered, ReadChunk, Socket};
-use crate::state::PeerInfo;
+use crate::state::{ConnId, Outgoing, PeerInfo};
 use crate::stats::Traffic;
 use crate::tls;
+
+/// One counted connection; dropping it frees the place.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a place if fewer than `max` are taken (`max == 0`: no limit).
+    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        let taken = open.fetch_add(1, Ordering::AcqRel);
+        if max > 0 && taken >= max {
+            open.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(Arc::clone(open)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
 
 /// Replies encoded ahead of the socket at most, when more are already queued.
 const WRITE_AHEAD: usize = 1 << 20;

@@ -11,11 +11,7 @@ use bytes::Bytes;
 use futures::channel::mpsc;
 use gearman_shared::protocol::{Request, Response};
 
-use crate::state::PeerInfo;
-
-/// Server-wide connection number, never reused while the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ConnId(pub u64);
+use crate::state::{ConnId, JobId, Outgoing, PeerInfo};
 
 /// One decoded unit of a connection's input, in arrival order.
 #[derive(Debug)]
@@ -61,19 +57,8 @@ pub enum Event {
     /// The store thread wrote a batch: its added jobs are durable and its deletions
     /// done, unless `error`.
     Stored {
-        jobs: Vec<crate::state::JobId>,
-        barriers: Vec<(ConnId, crate::state::JobId)>,
+        jobs: Vec<JobId>,
+        barriers: Vec<(ConnId, JobId)>,
         error: Option<String>,
     },
-}
-
-/// Something to write to one connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outgoing {
-    /// A binary packet.
-    Packet(Response),
-    /// Admin reply bytes, terminators included.
-    Text(Bytes),
-    /// Close the connection after what was queued before.
-    Close,
 }

@@ -41,10 +41,10 @@ use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::{Method, StatusCode};
 
-use crate::event::{ConnId, Event, Events, Incoming, Outgoing, Replies};
+use crate::event::{Event, Events, Incoming, Replies};
 use crate::reactor::{Direction, Registered};
 use crate::socket::Socket;
-use crate::state::PeerInfo;
+use crate::state::{ConnId, Outgoing, PeerInfo};
 use crate::stats;
 
 use self::io::HyperIo;
@@ -122,7 +122,7 @@ struct Client {
 }
 
 pub(crate) fn server_header() -> String {
-    format!("Gearman/{}", crate::config::PROTOCOL_VERSION)
+    format!("Gearman/{}", crate::PROTOCOL_VERSION)
 }
 
 /// Serves HTTP (HTTPS with `tls`) on `listener` until `stop` closes, then lets the open

@@ -1,40 +1,16 @@
 //! An I/O thread's event loop: it owns the connections handed to it and runs them all
 //! concurrently on this one thread.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use async_std::channel::Receiver;
 use futures::stream::StreamExt;
 
-use crate::connection;
-use crate::event::ConnId;
+use crate::connection::{self, Slot};
 use crate::reactor;
+use crate::state::ConnId;
 
 /// A socket accepted by the listener, on its way to an I/O thread, with its place in
 /// the connection count (given back when the connection ends).
 pub type NewConnection = (ConnId, mio::net::TcpStream, Slot);
-
-/// One counted connection; dropping it frees the place.
-pub struct Slot(Arc<AtomicUsize>);
-
-impl Slot {
-    /// Takes a place if fewer than `max` are taken (`max == 0`: no limit).
-    pub fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        let taken = open.fetch_add(1, Ordering::AcqRel);
-        if max > 0 && taken >= max {
-            open.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Slot(Arc::clone(open)))
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
 
 /// Takes in the connections the listener hands over, each a task of this thread's loop
 /// ([`connection::serve`]), until the listener is gone; the loop runs the connections

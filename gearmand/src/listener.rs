@@ -14,10 +14,11 @@ use mio::net::{TcpListener, TcpStream};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 use crate::config::Keepalive;
-use crate::event::ConnId;
+use crate::connection::Slot;
 use crate::fault;
-use crate::io_thread::{NewConnection, Slot};
+use crate::io_thread::NewConnection;
 use crate::reactor::{Direction, Registered};
+use crate::state::ConnId;
 
 /// Binds `-L`/`-p` with the given backlog: every address the name resolves to, or all
 /// IPv4 and IPv6 addresses when no `-L` is given.

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sd_notify::NotifyState;
 
-use crate::processor::now_ms;
+use crate::clock::now_ms;
 
 /// Start-up is complete: the port listens and the queue is replayed.
 pub fn ready() {

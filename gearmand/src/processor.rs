@@ -4,19 +4,19 @@
 mod admin;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_std::channel::Sender;
 use futures::StreamExt;
 
 use crate::acl::Acl;
+use crate::clock::now_ms;
 use crate::config::ShutdownAccess;
-use crate::event::{ConnId, Event, EventQueue, Incoming, Outbox, Outgoing};
+use crate::event::{Event, EventQueue, Incoming, Outbox};
 use crate::fault;
 use crate::notify::Heartbeat;
 use crate::queue::writer::StoreMsg;
-use crate::queue::StoredJob;
-use crate::state::{Map, State, StateConfig};
+use crate::state::{ConnId, Map, Outgoing, State, StateConfig, StoredJob};
 use crate::stats::Traffic;
 use gearman_shared::admin::StatsReport;
 use gearman_shared::protocol::Request;
@@ -68,13 +68,6 @@ pub enum Exit {
     Immediate,
     /// Graceful shutdown completed, or every I/O thread is gone.
     Done,
-}
-
-/// Wall-clock milliseconds since the Unix epoch (a vDSO read, not a system call).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Runs until every I/O thread is gone, a graceful shutdown finds no job left, or an

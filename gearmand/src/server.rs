@@ -14,7 +14,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::{Handle, Signals};
 
 use crate::acl::Acl;
-use crate::config::{Config, QueueConfig, ThreadModel};
+use crate::config::{Config, ThreadModel};
 use crate::connection;
 use crate::event::{Event, EventQueue, Events};
 use crate::http;
@@ -25,8 +25,10 @@ use crate::notify;
 use crate::processor::{self, ServerInfo};
 use crate::queue::sqlite::SqliteStore;
 use crate::queue::writer::{StoreMsg, StoreThread};
-use crate::queue::{QueueStore, StoredJob};
+use crate::queue::QueueConfig;
+use crate::queue::QueueStore;
 use crate::reactor::{self, Reactor};
+use crate::state::StoredJob;
 use crate::stats::Traffic;
 use crate::system;
 
@@ -231,7 +233,7 @@ impl Parts {
             pid: std::process::id(),
             verbose: self.config.verbose_name.clone(),
             shutdown_access: self.config.shutdown_access.clone(),
-            started_ms: processor::now_ms(),
+            started_ms: crate::clock::now_ms(),
             traffic: Arc::clone(&self.traffic),
         };
         let (done, writers) = (self.done.clone(), self.writers.clone());

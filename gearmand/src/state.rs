@@ -24,11 +24,11 @@ use gearman_shared::protocol::{ErrorCode, Request, Response};
 pub use admin::DropOutcome;
 pub use function::{Counters, Function};
 pub use job::{Job, JobId, JobState, UniqueKey};
-pub use peer::{Ability, Peer, PeerInfo};
+pub use outbox::Outgoing;
+pub use peer::{Ability, ConnId, Peer, PeerInfo};
+pub use store::{StoreOp, StoredJob};
 
 use crate::acl::{Acl, AdminRight, Grants};
-use crate::event::{ConnId, Outgoing};
-use crate::queue::StoreOp;
 use job_table::JobTable;
 use outbox::Outbox;
 use unique_index::UniqueIndex;

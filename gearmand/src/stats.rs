@@ -254,7 +254,7 @@ pub fn json(report: &StatsReport) -> Value {
         .collect();
     json!({
         "server": {
-            "version": crate::config::PROTOCOL_VERSION,
+            "version": crate::PROTOCOL_VERSION,
             "uptime_seconds": s.uptime_seconds,
             "connections": s.connections,
             "workers": s.workers,

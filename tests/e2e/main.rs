@@ -28,6 +28,7 @@ mod http;
 mod interop_c;
 mod interop_gear;
 mod memory;
+mod module_cycles;
 mod operations;
 mod package;
 mod persistence;

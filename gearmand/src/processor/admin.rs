@@ -6,9 +6,9 @@ use gearman_shared::admin::{self, reply, AdminCommand, ErrorReply, Parsed, Reply
 
 use super::{Exit, Processor};
 use crate::acl::AdminRight;
-use crate::config::PROTOCOL_VERSION;
-use crate::event::{ConnId, Outgoing};
 use crate::state::DropOutcome;
+use crate::state::{ConnId, Outgoing};
+use crate::PROTOCOL_VERSION;
 
 impl Processor {
     /// Answers one admin line from `conn`.

@@ -8,8 +8,8 @@ use gearman_shared::admin::{
 use gearman_shared::protocol::{Priority, Response};
 
 use super::submit;
+use super::{ConnId, Outgoing};
 use super::{JobState, State};
-use crate::event::{ConnId, Outgoing};
 
 impl State {
     /// Marks a connection as having used the admin protocol (statistics).

@@ -6,7 +6,7 @@ use gearman_shared::protocol::Priority;
 
 use super::job::JobId;
 use super::job_table::should_shrink;
-use crate::event::ConnId;
+use super::ConnId;
 
 /// What happened to a function's jobs since it was created.
 #[derive(Debug, Default, Clone, Copy)]

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use gearman_shared::protocol::{JobMode, Priority};
 
-use crate::event::ConnId;
+use super::ConnId;
 
 /// Server-wide job number; also the `<n>` of its handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -194,7 +194,7 @@ impl Job {
         self.extra.as_mut()?.deadline.take()
     }
 
-    /// The key it is stored under in the persistent queue (see `queue::storage_key`).
+    /// The key it is stored under in the persistent queue (see `store::storage_key`).
     pub fn store_key(&self) -> Bytes {
         self.extra
             .as_ref()

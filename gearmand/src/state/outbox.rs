@@ -3,8 +3,22 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
+use gearman_shared::protocol::Response;
+
 use super::job::JobId;
-use crate::event::{ConnId, Outgoing};
+use super::ConnId;
+
+/// Something to write to one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outgoing {
+    /// A binary packet.
+    Packet(Response),
+    /// Admin reply bytes, terminators included.
+    Text(Bytes),
+    /// Close the connection after what was queued before.
+    Close,
+}
 
 /// A reply, or the place of one that waits for the store.
 #[derive(Debug)]

@@ -5,6 +5,10 @@ use bytes::Bytes;
 use super::job::JobId;
 use crate::acl::Grants;
 
+/// Server-wide connection number, never reused while the server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
 /// Identity of a connection for the `workers` listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use gearman_shared::protocol::{parse_u32_lenient, ErrorCode, Response};
 
 use super::{submit, JobId, JobState, State, MAX_KEY_LEN};
-use crate::event::{ConnId, Outgoing};
+use super::{ConnId, Outgoing};
 
 impl State {
     /// The job `handle` if `conn` is running it.

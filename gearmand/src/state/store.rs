@@ -1,11 +1,60 @@
 //! The persistent queue seen from the job model: what to write, what the write means for
 //! the waiting jobs and replies, and loading the stored jobs at start-up.
 
-use gearman_shared::protocol::{ErrorCode, JobMode, Response, SubmitJob};
+use bytes::Bytes;
+use gearman_shared::protocol::{ErrorCode, JobMode, Priority, Response, SubmitJob};
 
-use super::{submit, JobId, JobState, State, StoreBatch, UniqueKey};
-use crate::event::{ConnId, Outgoing};
-use crate::queue::{self, StoreOp, StoredJob};
+use super::{submit, ConnId, JobId, JobState, Outgoing, State, StoreBatch, UniqueKey};
+
+/// A background job as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredJob {
+    /// The storage key (see [`storage_key`]): the unique, or a generated one.
+    pub key: Bytes,
+    /// Function name.
+    pub function: Bytes,
+    /// Priority.
+    pub priority: Priority,
+    /// Workload.
+    pub data: Bytes,
+    /// Unix time before which it must not run; 0 = now.
+    pub when: i64,
+}
+
+/// One change to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOp {
+    /// A new background job.
+    Add(StoredJob),
+    /// A job ended (completed, failed, cancelled): forget it.
+    Done { key: Bytes, function: Bytes },
+}
+
+/// Marks generated storage keys. The C server's tables key rows on (unique, function),
+/// so jobs with an empty unique, or `-` with different data, would overwrite each other:
+/// such jobs get a generated key instead, and replay turns it back into their unique.
+const GENERATED: &[u8] = b"\x01gearmand-rs:";
+
+/// The key a background job is stored under.
+pub fn storage_key(unique: &[u8], session: u64, job: u64) -> Bytes {
+    let tag = match unique {
+        b"" => "e",
+        b"-" => "d",
+        _ => return Bytes::copy_from_slice(unique),
+    };
+    let mut key = GENERATED.to_vec();
+    key.extend_from_slice(format!("{tag}:{session:x}:{job}").as_bytes());
+    Bytes::from(key)
+}
+
+/// The unique a stored key stands for.
+pub fn unique_of_key(key: &Bytes) -> Bytes {
+    match key.strip_prefix(GENERATED) {
+        Some(rest) if rest.starts_with(b"e:") => Bytes::new(),
+        Some(rest) if rest.starts_with(b"d:") => Bytes::from_static(b"-"),
+        _ => key.clone(),
+    }
+}
 
 impl State {
     /// Changes for the persistent queue since the last call.
@@ -58,7 +107,7 @@ impl State {
     /// Loads the jobs of the persistent queue at start-up, in their stored order.
     pub fn replay(&mut self, jobs: Vec<StoredJob>, now: u64) {
         for stored in jobs {
-            let unique = queue::unique_of_key(&stored.key);
+            let unique = unique_of_key(&stored.key);
             // Two stored `-` jobs may carry the same data: the first one coalesces.
             let index = UniqueKey::of(&unique, &stored.data).is_none_or(|key| {
                 self.uniques
@@ -98,5 +147,24 @@ impl State {
             }
         }
         job.stored = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_round_trip_to_their_unique() {
+        for unique in ["", "-", "u-1"] {
+            let unique = Bytes::from(unique);
+            let key = storage_key(&unique, 0xabc, 7);
+            assert_eq!(unique_of_key(&key), unique);
+            assert!(key.len() < 64);
+        }
+        assert_ne!(
+            storage_key(&Bytes::new(), 1, 1),
+            storage_key(&Bytes::new(), 1, 2)
+        );
     }
 }

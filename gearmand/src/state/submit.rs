@@ -4,9 +4,9 @@
 use bytes::Bytes;
 use gearman_shared::protocol::{ErrorCode, JobMode, Response, SubmitJob};
 
+use super::store::{storage_key, StoreOp, StoredJob};
+use super::ConnId;
 use super::{epoch_ms, Job, JobId, JobState, State, UniqueKey, MAX_UNIQUE_LEN};
-use crate::event::ConnId;
-use crate::queue::{self, StoreOp, StoredJob};
 
 impl State {
     pub(super) fn submit(&mut self, conn: ConnId, s: SubmitJob, now: u64) {
@@ -137,8 +137,8 @@ impl State {
         job.stored = stored;
         // Only jobs that go to the persistent queue need a key there.
         if stored && self.config.persistent {
-            let key = store_key
-                .unwrap_or_else(|| queue::storage_key(job.unique(), self.config.session, id.0));
+            let key =
+                store_key.unwrap_or_else(|| storage_key(job.unique(), self.config.session, id.0));
             job.set_store_key(key);
         }
         self.uniques.insert(&self.jobs, &job);

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use gearman_shared::protocol::{GrabKind, Priority, Response};
 
 use super::{submit, Ability, JobId, JobState, State, MIN_TIMEOUT_MS};
-use crate::event::{ConnId, Outgoing};
+use super::{ConnId, Outgoing};
 
 impl State {
     pub(super) fn add_ability(&mut self, conn: ConnId, function: Bytes, timeout_ms: u64) {
