@@ -289,7 +289,8 @@ pub fn decode_error_text(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn rendered(f: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
+    /// What a renderer writes (the listings' tests use it too).
+    pub(super) fn rendered(f: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
         let mut out = Vec::new();
         f(&mut out);
         out

@@ -235,13 +235,8 @@ fn split_counts<const K: usize>(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use super::super::tests::rendered;
     use super::*;
-
-    fn rendered(f: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
-        let mut out = Vec::new();
-        f(&mut out);
-        out
-    }
 
     #[test]
     fn status_lines() {
