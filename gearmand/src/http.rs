@@ -30,7 +30,7 @@ use async_std::channel::{self, Receiver};
 use bytes::{Bytes, BytesMut};
 use futures::future::LocalBoxFuture;
 use futures::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use futures::stream::{FuturesUnordered, StreamExt};
+use futures::stream::StreamExt;
 use futures::FutureExt;
 use futures_rustls::TlsAcceptor;
 use gearman_shared::admin::StatsReport;
@@ -125,9 +125,10 @@ pub(crate) fn server_header() -> String {
     format!("Gearman/{}", crate::PROTOCOL_VERSION)
 }
 
-/// Serves HTTP (HTTPS with `tls`) on `listener` until `stop` closes, then lets the open
-/// connections finish. Runs on a thread's [`crate::reactor::Reactor`]: every connection
-/// is a future of this one, polled when its socket or its job wakes it.
+/// Serves HTTP (HTTPS with `tls`) on `listener` until `stop` closes. Runs on a thread's
+/// [`crate::reactor::Reactor`]: every connection is a task of that loop
+/// ([`crate::reactor::spawn`]), polled when its socket or its job wakes it, and the loop
+/// lets the open connections finish after the stop.
 pub async fn run(
     listener: std::net::TcpListener,
     context: HttpContext,
@@ -141,26 +142,18 @@ pub async fn run(
             return;
         }
     };
-    let mut connections = FuturesUnordered::new();
-    {
-        // Kept across turns of the loop: a connection finishing must not restart the
-        // accept back-off or lose the stop signal.
-        let mut accepting = pin!(accept(&listener).fuse());
-        let mut stopped = pin!(stop.recv().fuse());
-        loop {
-            futures::select! {
-                stream = accepting => {
-                    connections.push(serve(stream, context.clone(), tls.clone()).boxed_local());
-                    accepting.set(accept(&listener).fuse());
-                }
-                () = connections.select_next_some() => {}
-                _ = stopped => break,
+    // Kept across turns of the loop, so the stop signal is never lost.
+    let mut stopped = pin!(stop.recv().fuse());
+    loop {
+        futures::select! {
+            stream = accept(&listener).fuse() => {
+                crate::reactor::spawn(serve(stream, context.clone(), tls.clone()));
             }
+            _ = stopped => break,
         }
     }
     drop(listener);
     tracing::info!("HTTP no longer accepting connections");
-    while connections.next().await.is_some() {}
 }
 
 /// The next connection; failed accepts are logged and retried after a pause.
